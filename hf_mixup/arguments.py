@@ -1,0 +1,138 @@
+"""`MixupArguments`: `transformers.TrainingArguments` plus the mixing settings."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .mixing import MIXUP_MODES
+
+
+@dataclass
+class MixupArguments(TrainingArguments):
+    r"""
+    [`~transformers.TrainingArguments`] for [`MixupTrainer`], with the mixing settings (named as timm
+    names them where timm has the setting).
+
+    Parameters:
+        mixup_alpha (`float`, defaults to `1.0`):
+            lam ~ Beta(mixup_alpha, mixup_alpha). `0` turns mixup off: with `cutmix_alpha=0` too, the
+            trainer is plain ERM (empirical risk minimisation).
+        cutmix_alpha (`float`, defaults to `0.0`):
+            CutMix lam ~ Beta(cutmix_alpha, cutmix_alpha); `0` turns CutMix off.
+        cutmix_minmax (`list[float]`, *optional*):
+            `min max` ratios of the CutMix box sides; when set, boxes are drawn from this range and CutMix
+            is on even with `cutmix_alpha=0`.
+        mixup_prob (`float`, defaults to `1.0`):
+            Probability of mixing a batch (mode `batch`) or an example (modes `pair`, `elem`).
+        mixup_switch_prob (`float`, defaults to `0.5`):
+            When mixup and CutMix are both on, the probability of using CutMix.
+        mixup_mode (`str`, defaults to `"batch"`):
+            `batch`: one lam per batch; `pair`: one lam per pair of partners; `elem`: one lam per example.
+        mixup_off_epoch (`float`, defaults to `0`):
+            Stop mixing from this epoch on (`0`: never stop).
+        mixup_warmup_epochs (`float`, defaults to `0`):
+            Train plain ERM for this many epochs before mixing starts (the paper does 5 for speech).
+
+    Label smoothing reuses `label_smoothing_factor`: targets are smoothed, then mixed. The mixing draws
+    come from a generator seeded with `seed` and the process rank.
+    """
+
+    mixup_alpha: float = field(
+        default=1.0,
+        metadata={"help": "mixup lam ~ Beta(alpha, alpha); 0 turns mixup off (0 here and for cutmix_alpha: plain ERM)."},
+    )
+    cutmix_alpha: float = field(
+        default=0.0, metadata={"help": "CutMix lam ~ Beta(alpha, alpha); 0 turns CutMix off."}
+    )
+    cutmix_minmax: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Min and max ratio of the CutMix box sides (two numbers in (0, 1]); when set, boxes are drawn from "
+            "this range instead of from lam, and CutMix is on even with cutmix_alpha 0."
+        },
+    )
+    mixup_prob: float = field(
+        default=1.0,
+        metadata={"help": "Probability of mixing a batch (mode batch) or an example (modes pair, elem), in [0, 1]."},
+    )
+    mixup_switch_prob: float = field(
+        default=0.5,
+        metadata={"help": "With mixup and CutMix both on, the probability of CutMix for a batch or example, in [0, 1]."},
+    )
+    mixup_mode: str = field(
+        default="batch",
+        metadata={
+            "help": "How lam is drawn: batch (one per batch), pair (one per pair of partners), elem (one per example).",
+            "choices": list(MIXUP_MODES),
+        },
+    )
+    mixup_off_epoch: float = field(
+        default=0, metadata={"help": "Stop mixing from this epoch on and train ERM (0: mix until the end)."}
+    )
+    mixup_warmup_epochs: float = field(
+        default=0, metadata={"help": "Train plain ERM for this many epochs before mixing starts (0: mix from the start)."}
+    )
+
+    def __post_init__(self):
+        self._validate_mixup_fields()
+        super().__post_init__()
+
+    def _validate_mixup_fields(self) -> None:
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            value = getattr(self, name)
+            if not _is_number(value) or math.isnan(value) or math.isinf(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0 (0 turns it off), got {value!r}")
+        for name in ("mixup_prob", "mixup_switch_prob"):
+            value = getattr(self, name)
+            if not _is_number(value) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+        if self.mixup_mode not in MIXUP_MODES:
+            raise ValueError(f"mixup_mode must be one of {', '.join(MIXUP_MODES)}; got {self.mixup_mode!r}")
+        if self.cutmix_minmax is not None:
+            minmax = list(self.cutmix_minmax)
+            if len(minmax) != 2 or not all(_is_number(v) for v in minmax) or not 0.0 < minmax[0] <= minmax[1] <= 1.0:
+                raise ValueError(
+                    f"cutmix_minmax must be two box side ratios [min, max] with 0 < min <= max <= 1, got {self.cutmix_minmax!r}"
+                )
+            self.cutmix_minmax = [float(v) for v in minmax]
+        for name in ("mixup_off_epoch", "mixup_warmup_epochs"):
+            value = getattr(self, name)
+            if not _is_number(value) or math.isnan(value) or value < 0:
+                raise ValueError(f"{name} must be a number of epochs >= 0, got {value!r}")
+        if self.mixup_off_epoch and self.mixup_off_epoch <= self.mixup_warmup_epochs:
+            raise ValueError(
+                f"mixup_off_epoch ({self.mixup_off_epoch}) must be after mixup_warmup_epochs ({self.mixup_warmup_epochs}), "
+                "or 0 to mix until the end; as set, no epoch would be mixed"
+            )
+
+    @property
+    def mixing_enabled(self) -> bool:
+        """False for plain ERM (both alphas 0 and no `cutmix_minmax`, or `mixup_prob` 0)."""
+        return (self.mixup_alpha > 0 or self.cutmix_alpha > 0 or self.cutmix_minmax is not None) and self.mixup_prob > 0
+
+    def mixer_kwargs(self) -> dict:
+        """The keyword arguments of :class:`hf_mixup.mixing.Mixer` these arguments describe."""
+        return dict(
+            mixup_alpha=self.mixup_alpha,
+            cutmix_alpha=self.cutmix_alpha,
+            cutmix_minmax=self.cutmix_minmax,
+            prob=self.mixup_prob,
+            switch_prob=self.mixup_switch_prob,
+            mode=self.mixup_mode,
+        )
+
+    def mixing_active_at(self, epoch: float | None) -> bool:
+        """Whether batches of (0-based, fractional) ``epoch`` are mixed, given warm-up and off epochs."""
+        if not self.mixing_enabled:
+            return False
+        epoch = 0.0 if epoch is None else float(epoch)
+        if epoch < self.mixup_warmup_epochs:
+            return False
+        return not (self.mixup_off_epoch and epoch >= self.mixup_off_epoch)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

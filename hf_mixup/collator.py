@@ -1,0 +1,150 @@
+"""`DataCollatorForMixup`: mix batches on the CPU, in the DataLoader (workers included)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import default_data_collator
+
+from .mixing import MixDraw, Mixer, derive_seed, mix_batch, select_input_keys, spatial_size_of
+
+MIXUP_LAMBDA_KEY = "mixup_lambda"
+
+
+@dataclass
+class DataCollatorForMixup:
+    """Wraps any collator and returns its batches mixed, with soft ``labels`` of shape ``[batch, num_labels]``.
+
+    Every floating-point input of the batch (``pixel_values``, ``input_values``, ...) is mixed with the
+    same draw as the labels; the per-example weights are returned under ``mixup_lambda`` (which
+    :class:`~hf_mixup.MixupTrainer` takes out of the batch before the model sees it, and logs).
+
+    Draws come from the collator's own generator, seeded from ``seed`` and ``rank`` (filled in from the
+    trainer's arguments when left ``None``); inside DataLoader workers the generator is reseeded from
+    the worker's seed, which the DataLoader draws anew for every epoch, so draws differ between
+    workers, ranks and epochs. ``MixupTrainer`` evaluates with ``base_collator`` alone: evaluation is
+    never mixed.
+
+    Example:
+
+    ```python
+    >>> import torch
+    >>> from hf_mixup import DataCollatorForMixup
+    >>> collator = DataCollatorForMixup(num_labels=3, mixup_alpha=1.0, seed=0, rank=0)
+    >>> features = [{"pixel_values": torch.full((1, 2, 2), float(i)), "label": i} for i in range(3)]
+    >>> batch = collator(features)
+    >>> batch["labels"].shape, batch["pixel_values"].shape
+    (torch.Size([3, 3]), torch.Size([3, 1, 2, 2]))
+    >>> torch.allclose(batch["labels"].sum(-1), torch.ones(3))
+    True
+    ```
+    """
+
+    base_collator: Callable[[list[dict[str, Any]]], dict[str, Any]] = default_data_collator
+    num_labels: int | None = None
+    mixup_alpha: float = 1.0
+    cutmix_alpha: float = 0.0
+    cutmix_minmax: Sequence[float] | None = None
+    mixup_prob: float = 1.0
+    mixup_switch_prob: float = 0.5
+    mixup_mode: str = "batch"
+    label_smoothing: float = 0.0
+    seed: int | None = None
+    rank: int | None = None
+    label_key: str = "labels"
+    input_keys: Sequence[str] | None = None
+    mixing_active: bool = field(default=True, repr=False)
+
+    def __post_init__(self):
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.num_labels is not None and (not isinstance(self.num_labels, int) or self.num_labels < 1):
+            raise ValueError(f"num_labels must be a positive int, got {self.num_labels!r}")
+        # Validates the mixing settings now rather than at the first batch.
+        self._mixer = Mixer(
+            mixup_alpha=self.mixup_alpha,
+            cutmix_alpha=self.cutmix_alpha,
+            cutmix_minmax=self.cutmix_minmax,
+            prob=self.mixup_prob,
+            switch_prob=self.mixup_switch_prob,
+            mode=self.mixup_mode,
+        )
+        self._seeded_for: tuple | None = None
+
+    @classmethod
+    def from_args(cls, args, num_labels: int | None = None, base_collator: Callable | None = None, **kwargs):
+        """Build from :class:`~hf_mixup.MixupArguments` (alphas, probabilities, mode, label smoothing, seed)."""
+        settings = dict(
+            mixup_alpha=args.mixup_alpha,
+            cutmix_alpha=args.cutmix_alpha,
+            cutmix_minmax=args.cutmix_minmax,
+            mixup_prob=args.mixup_prob,
+            mixup_switch_prob=args.mixup_switch_prob,
+            mixup_mode=args.mixup_mode,
+            label_smoothing=args.label_smoothing_factor,
+            seed=args.seed,
+        )
+        settings.update(kwargs)
+        return cls(base_collator=base_collator or default_data_collator, num_labels=num_labels, **settings)
+
+    # -- generator ----------------------------------------------------------------------------------
+    def _ensure_seeded(self) -> None:
+        worker = torch.utils.data.get_worker_info()
+        key = ("worker", worker.seed) if worker is not None else ("main",)
+        if self._seeded_for == key:
+            return
+        parts = [0 if self.seed is None else self.seed, 0 if self.rank is None else self.rank]
+        if worker is not None:
+            parts.append(worker.seed)
+        self._mixer.reseed(derive_seed(*parts))
+        self._seeded_for = key
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator state of the main process (what a checkpoint keeps)."""
+        self._ensure_seeded()
+        return {"mixer": self._mixer.state_dict(), "seeded_for": self._seeded_for}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._mixer.load_state_dict(state["mixer"])
+        self._seeded_for = tuple(state["seeded_for"])
+
+    # -- collation ----------------------------------------------------------------------------------
+    def unmixed(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        """The base collator's batch, with the labels as class ids (used for evaluation)."""
+        return self.base_collator(features)
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = dict(self.base_collator(features))
+        if self.label_key not in batch:
+            raise ValueError(
+                f"DataCollatorForMixup found no {self.label_key!r} in the collated batch (keys {sorted(batch)}); "
+                "the dataset needs a label column ('label' or 'labels'), and with remove_unused_columns=True the "
+                "model's forward must accept it (set label_names, or remove_unused_columns=False)"
+            )
+        labels = batch[self.label_key]
+        if not torch.is_floating_point(labels) and self.num_labels is None:
+            raise ValueError(
+                "DataCollatorForMixup needs num_labels to turn class ids into soft labels: pass num_labels=..., "
+                "or give the collator to MixupTrainer, which takes it from model.config.num_labels"
+            )
+        batch_size = labels.shape[0]
+        self._ensure_seeded()
+        spatial = None
+        if self._mixer.cutmix_enabled:
+            keys = select_input_keys(batch, batch_size, self.label_key, self.input_keys)
+            spatial = spatial_size_of(batch[keys[0]])
+            if spatial is None:
+                # Let the engine explain the shape it needs.
+                self._mixer.draw(batch_size, None)
+        mixer_on = self.mixing_active and self._mixer.enabled
+        draw = self._mixer.draw(batch_size, spatial) if mixer_on else MixDraw.identity(batch_size)
+        mixed = mix_batch(batch, draw, self.label_key, self.input_keys, self.num_labels, self.label_smoothing)
+        mixed[MIXUP_LAMBDA_KEY] = draw.lam.clone()
+        return mixed
+
+    def set_epoch(self, epoch: float, active: bool) -> None:
+        """Called by the trainer at each epoch start: whether this epoch is mixed (warm-up / off epoch)."""
+        self.mixing_active = bool(active)

@@ -1,0 +1,97 @@
+"""Datasets for the training script: Hub ids, local paths, and offline sets shipped inside packages.
+
+Every loader returns a `datasets.DatasetDict` with the schema of the matching Hub dataset (an `image`
+column of `datasets.Image()` and a `label` column of `datasets.ClassLabel`), so the same code path
+serves a local test set and `load_dataset("uoft-cs/cifar10")`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset, load_from_disk
+
+OFFLINE_DATASETS: dict[str, Callable[[], DatasetDict]] = {}
+
+
+def register_offline_dataset(name: str):
+    """Register a builder of a dataset that needs no download, loadable as ``--dataset_name NAME``."""
+
+    def wrap(builder):
+        OFFLINE_DATASETS[name] = builder
+        return builder
+
+    return wrap
+
+
+@register_offline_dataset("digits")
+def load_digits_dataset(test_size: float = 0.2, seed: int = 0) -> DatasetDict:
+    """scikit-learn's bundled handwritten digits (1,797 8x8 grey images, 10 classes) as RGB `Image`s,
+    split into a stratified train / test set fixed by ``seed`` (not by the training seed, so every run
+    is scored on the same test images)."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    pixels = np.clip(np.rint(digits.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)
+    rgb = np.repeat(pixels[..., None], 3, axis=-1)
+    labels = digits.target.astype(np.int64)
+    train_idx, test_idx = train_test_split(
+        np.arange(len(labels)), test_size=test_size, random_state=seed, stratify=labels
+    )
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(i) for i in range(10)])})
+
+    def build(idx):
+        return Dataset.from_dict({"image": list(rgb[idx]), "label": labels[idx].tolist()}, features=features)
+
+    return DatasetDict({"train": build(np.sort(train_idx)), "test": build(np.sort(test_idx))})
+
+
+def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str | None = None) -> DatasetDict:
+    """Load ``name``: an offline dataset of :data:`OFFLINE_DATASETS`, a dataset saved with
+    ``save_to_disk``, a local folder of images (``imagefolder``), a local data file, or a Hub id."""
+    if name in OFFLINE_DATASETS:
+        return OFFLINE_DATASETS[name]()
+    if os.path.isdir(name):
+        if os.path.isfile(os.path.join(name, "dataset_dict.json")) or os.path.isfile(
+            os.path.join(name, "dataset_info.json")
+        ):
+            loaded = load_from_disk(name)
+            return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+        has_loader_files = any(
+            f.endswith((".py", ".parquet", ".csv", ".json", ".jsonl", ".arrow")) for f in os.listdir(name)
+        ) or os.path.isdir(os.path.join(name, "data"))
+        if not has_loader_files:
+            return load_dataset("imagefolder", data_dir=name, cache_dir=cache_dir)
+    return load_dataset(name, config_name, cache_dir=cache_dir)
+
+
+def find_column(dataset: Dataset, preferred: str | None, candidates: tuple[str, ...], what: str) -> str:
+    """The column named ``preferred``, or the first of ``candidates`` present; a clear error otherwise."""
+    columns = dataset.column_names
+    if preferred is not None:
+        if preferred not in columns:
+            raise ValueError(f"--{what}_column_name {preferred!r} is not a column of the dataset; its columns are {columns}")
+        return preferred
+    for name in candidates:
+        if name in columns:
+            return name
+    raise ValueError(
+        f"could not find the {what} column among {columns}; name it with --{what}_column_name"
+    )
+
+
+def class_names(dataset: Dataset, label_column: str) -> list[str]:
+    """Class names from a `ClassLabel` column, or the sorted distinct values of a plain column."""
+    feature = dataset.features[label_column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    values = sorted(set(dataset[label_column]))
+    if values != list(range(len(values))):
+        raise ValueError(
+            f"the label column {label_column!r} is not a ClassLabel and its values are not 0..N-1 "
+            f"(found {values[:10]}...); cast it with dataset.class_encode_column({label_column!r})"
+        )
+    return [str(v) for v in values]

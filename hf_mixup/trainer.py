@@ -1,0 +1,293 @@
+"""`MixupTrainer`: a `transformers.Trainer` that trains on mixed batches and evaluates on clean ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback
+from transformers.utils import logging
+
+from . import losses
+from .arguments import MixupArguments
+from .collator import MIXUP_LAMBDA_KEY, DataCollatorForMixup
+from .metrics import classification_metrics, multi_label_metrics, regression_metrics
+from .mixing import Mixer, derive_seed, mix_inputs, mix_targets, select_input_keys, spatial_size_of
+
+logger = logging.get_logger(__name__)
+
+MIXUP_STATE_NAME = "mixup_state.pth"
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+REGRESSION = "regression"
+PROBLEM_TYPES = (SINGLE_LABEL, MULTI_LABEL, REGRESSION)
+
+
+def problem_type_of(config) -> str:
+    """The problem a model config describes, by the transformers convention (regression when
+    ``num_labels == 1`` and no ``problem_type`` is set)."""
+    problem_type = getattr(config, "problem_type", None)
+    if problem_type is not None:
+        if problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"config.problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
+        return problem_type
+    return REGRESSION if getattr(config, "num_labels", 2) == 1 else SINGLE_LABEL
+
+
+class _EpochCallback(TrainerCallback):
+    """Tells a `DataCollatorForMixup` whether the coming epoch is mixed (warm-up and off epochs)."""
+
+    def __init__(self, trainer: MixupTrainer):
+        self.trainer = trainer
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        collator = self.trainer._mixup_collator
+        if collator is not None:
+            collator.set_epoch(state.epoch or 0.0, args.mixing_active_at(state.epoch))
+
+
+class MixupTrainer(Trainer):
+    r"""
+    A [`~transformers.Trainer`] that trains on mixup / CutMix batches.
+
+    By default the batch is mixed on the device, after the Trainer has moved it there; batches already
+    mixed by a [`DataCollatorForMixup`] (soft `labels` `[batch, num_labels]`) are taken as they are.
+    The trainer computes the loss itself and never hands labels to the model, so float labels cannot
+    switch `config.problem_type` to multi-label: the saved checkpoint stays single-label and its
+    `pipeline()` gives softmax scores.
+
+    - single-label classification: pair-form cross-entropy `lam * CE(y_a) + (1 - lam) * CE(y_b)` for
+      class ids, soft-target cross-entropy for soft labels; `label_smoothing_factor` smooths, then mixes;
+    - multi-label classification (`config.problem_type = "multi_label_classification"`): BCE on mixed
+      multi-hot targets; regression (`num_labels == 1` or `problem_type = "regression"`): MSE on mixed
+      targets.
+
+    Evaluation is never mixed. Without a `compute_metrics`, evaluation reports `accuracy`,
+    `top5_accuracy` (more than 5 classes), `nll` and `ece` (regression: `mse`, `rmse`, `mae`, `r2`;
+    multi-label: `bce`, `exact_match`, `label_accuracy`, `micro_f1`). Training logs `mixup_lambda`, the
+    mean weight of each example in its mix.
+
+    Args:
+        mixer: a [`~hf_mixup.mixing.Mixer`] to draw from instead of the one built from `args`.
+        Every other argument is the [`~transformers.Trainer`]'s.
+    """
+
+    # `compute_loss` divides by `num_items_in_batch` (the examples of the whole accumulated batch) in
+    # training, so `training_step` must not divide by the accumulation steps again.
+    loss_is_scaled_for_ga = True
+
+    def __init__(self, model=None, args: MixupArguments | None = None, *trainer_args, mixer: Mixer | None = None, **kwargs):
+        if args is None:
+            args = MixupArguments(output_dir="trainer_output")
+        if not isinstance(args, MixupArguments):
+            raise ValueError(
+                f"MixupTrainer needs MixupArguments (a TrainingArguments subclass with the mixup settings), got "
+                f"{type(args).__name__}; build them with MixupArguments(output_dir=..., mixup_alpha=...)"
+            )
+        super().__init__(model, args, *trainer_args, **kwargs)
+        config = getattr(self.model, "config", None)
+        if config is None or not hasattr(config, "num_labels"):
+            raise ValueError("MixupTrainer needs a model with a config carrying num_labels (a classification model)")
+        self.problem_type = problem_type_of(config)
+        self.num_labels = int(config.num_labels)
+        self.label_key = self.label_names[0] if self.label_names else "labels"
+
+        collator = self.data_collator
+        self._mixup_collator = collator if isinstance(collator, DataCollatorForMixup) else None
+        if self._mixup_collator is not None:
+            if self._mixup_collator.num_labels is None:
+                self._mixup_collator.num_labels = self.num_labels
+            if self._mixup_collator.seed is None:
+                self._mixup_collator.seed = args.seed
+            if self._mixup_collator.rank is None:
+                self._mixup_collator.rank = args.process_index
+            if self._mixup_collator.label_smoothing == 0 and args.label_smoothing_factor:
+                self._mixup_collator.label_smoothing = args.label_smoothing_factor
+            if args.dataloader_persistent_workers and (args.mixup_warmup_epochs or args.mixup_off_epoch):
+                logger.warning(
+                    "mixup_warmup_epochs / mixup_off_epoch with DataCollatorForMixup and persistent workers: the "
+                    "workers keep the collator they started with, so the switch cannot reach them"
+                )
+
+        self.mixer = mixer if mixer is not None else Mixer(**args.mixer_kwargs(), seed=self.mixer_seed)
+        if self.compute_metrics is None:
+            self.compute_metrics = default_metrics_for(self.problem_type)
+        self.add_callback(_EpochCallback(self))
+        self._lam_sum = 0.0
+        self._lam_count = 0
+        if hasattr(self.model, "add_model_tags"):
+            self.model.add_model_tags(["hf_mixup", "mixup" if args.mixing_enabled else "erm"])
+
+    @property
+    def mixer_seed(self) -> int:
+        """The seed of this process's mixing generator: from `args.seed` and the process rank."""
+        return derive_seed(self.args.seed, self.args.process_index)
+
+    # -- data ---------------------------------------------------------------------------------------
+    def _get_dataloader(self, dataset, description, batch_size, sampler_fn=None, is_training=False, dataloader_key=None):
+        if is_training or self._mixup_collator is None:
+            return super()._get_dataloader(dataset, description, batch_size, sampler_fn, is_training, dataloader_key)
+        # Evaluation and prediction are never mixed: use the base collator.
+        collator = self.data_collator
+        self.data_collator = self._mixup_collator.unmixed
+        try:
+            return super()._get_dataloader(dataset, description, batch_size, sampler_fn, is_training, dataloader_key)
+        finally:
+            self.data_collator = collator
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        # Keep the label column even for models whose forward takes no `labels`.
+        for key in ("label", "labels", self.label_key):
+            if key not in self._signature_columns:
+                self._signature_columns.append(key)
+
+    def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
+        """Examples in the accumulated batch: one per row of `labels`, whether class ids `[B]` or
+        soft / multi-label targets `[B, C]` (the Trainer's own count would give B * C)."""
+        if not batch_samples or any(batch.get(self.label_key) is None for batch in batch_samples):
+            return None
+        count = 0
+        for batch in batch_samples:
+            labels = batch[self.label_key]
+            if self.problem_type == SINGLE_LABEL and not torch.is_floating_point(labels):
+                count += int(labels.ne(-100).sum())
+            else:
+                count += int(labels.shape[0])
+        num_items = torch.tensor(count, device=device)
+        if self.args.average_tokens_across_devices and self.args.world_size > 1:
+            num_items = self.accelerator.gather(num_items).sum()
+        return num_items
+
+    # -- loss ---------------------------------------------------------------------------------------
+    def mixing_active(self) -> bool:
+        """Whether the current training batch is mixed (warm-up and off epochs included)."""
+        return self.args.mixing_active_at(self.state.epoch)
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ):
+        inputs = dict(inputs)
+        labels = inputs.pop(self.label_key, None)
+        premixed_lam = inputs.pop(MIXUP_LAMBDA_KEY, None)
+        if labels is None:
+            raise ValueError(
+                f"MixupTrainer computes the loss from {self.label_key!r}, which is missing from the batch "
+                f"(keys {sorted(inputs)}); the dataset needs a label column"
+            )
+        training = model.training
+        smoothing = float(self.args.label_smoothing_factor)
+        draw = None
+        if premixed_lam is not None:
+            if training:
+                self._record_lambda(premixed_lam)
+        elif training and self.mixer.enabled and self.mixing_active():
+            batch_size = labels.shape[0]
+            keys = select_input_keys(inputs, batch_size, label_key=self.label_key)
+            spatial = spatial_size_of(inputs[keys[0]]) if self.mixer.cutmix_enabled else None
+            draw = self.mixer.draw(batch_size, spatial)
+            for key in keys:
+                inputs[key] = mix_inputs(inputs[key], draw)
+            self._record_lambda(draw.lam)
+
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        per_example = self._per_example_loss(logits, labels, draw, smoothing)
+        if training:
+            loss = losses.reduce_loss(per_example, num_items_in_batch)
+            if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
+                # num_items_in_batch counts every rank's examples and DDP averages the gradients over ranks.
+                loss = loss * self.accelerator.num_processes
+        else:
+            loss = per_example.mean()
+        return (loss, outputs) if return_outputs else loss
+
+    def _per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor, draw, smoothing: float) -> torch.Tensor:
+        if self.problem_type == SINGLE_LABEL:
+            if torch.is_floating_point(labels):
+                if labels.ndim != 2 or labels.shape[-1] != logits.shape[-1]:
+                    raise ValueError(
+                        f"float labels of shape {tuple(labels.shape)} for a {logits.shape[-1]}-class single-label model: "
+                        "give class ids [batch] or soft labels [batch, num_labels]"
+                    )
+                # Soft labels from DataCollatorForMixup are already smoothed.
+                already_smoothed = self._mixup_collator is not None
+                return losses.soft_target_cross_entropy(logits, labels, 0.0 if already_smoothed else smoothing)
+            if draw is None:
+                return losses.cross_entropy(logits, labels, smoothing)
+            if bool((labels == -100).any()):
+                raise ValueError("mixup needs a class id for every training example; found labels of -100")
+            index = draw.index.to(labels.device)
+            return losses.mixup_cross_entropy(logits, labels, labels.index_select(0, index), draw.lam, smoothing)
+        targets = labels.float()
+        if draw is not None:
+            targets = mix_targets(targets, draw)
+        if self.problem_type == MULTI_LABEL:
+            return losses.multi_label_bce(logits, targets)
+        return losses.regression_mse(logits, targets)
+
+    # -- logging ------------------------------------------------------------------------------------
+    def _record_lambda(self, lam: torch.Tensor) -> None:
+        lam = lam.detach().float().cpu()
+        self._lam_sum += float(lam.sum())
+        self._lam_count += lam.numel()
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs and self._lam_count:
+            logs["mixup_lambda"] = round(self._lam_sum / self._lam_count, 4)
+            self._lam_sum, self._lam_count = 0.0, 0
+        super().log(logs, start_time)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def _mixup_state_file(self, directory: str) -> str:
+        if self.args.world_size <= 1:
+            return os.path.join(directory, MIXUP_STATE_NAME)
+        stem, ext = os.path.splitext(MIXUP_STATE_NAME)
+        return os.path.join(directory, f"{stem}_{self.args.process_index}{ext}")
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        super()._save_rng_state(output_dir)
+        state = {"mixer": self.mixer.state_dict()}
+        if self._mixup_collator is not None:
+            state["collator"] = self._mixup_collator.state_dict()
+        torch.save(state, self._mixup_state_file(output_dir))
+
+    def _load_rng_state(self, checkpoint: str | None) -> None:
+        super()._load_rng_state(checkpoint)
+        if checkpoint is None:
+            return
+        path = self._mixup_state_file(checkpoint)
+        if not os.path.isfile(path):
+            logger.warning(
+                f"No mixing state at {path}: the resumed run draws new mixing decisions and will not match an "
+                "uninterrupted one (the checkpoint was written by another trainer or world size)"
+            )
+            return
+        state = torch.load(path, weights_only=True)
+        self.mixer.load_state_dict(state["mixer"])
+        if self._mixup_collator is not None and "collator" in state:
+            self._mixup_collator.load_state_dict(state["collator"])
+
+    # -- model card ---------------------------------------------------------------------------------
+    def create_model_card(self, *args, **kwargs) -> None:
+        """Write `README.md` in `output_dir`: an offline `huggingface_hub` model card with the mixup
+        settings and this run's evaluation results (`transformers.modelcard` would call the network)."""
+        if not self.is_world_process_zero():
+            return
+        from .model_card import build_model_card
+
+        card = build_model_card(self, **kwargs)
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+
+
+def default_metrics_for(problem_type: str) -> Callable:
+    return {SINGLE_LABEL: classification_metrics, MULTI_LABEL: multi_label_metrics, REGRESSION: regression_metrics}[
+        problem_type
+    ]
