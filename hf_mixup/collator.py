@@ -12,6 +12,8 @@ from transformers import default_data_collator
 from .mixing import MixDraw, Mixer, derive_seed, mix_batch, select_input_keys, spatial_size_of
 
 MIXUP_LAMBDA_KEY = "mixup_lambda"
+MIXUP_DRAW_KEY = "mixup_draw_number"
+_HISTORY = 256  # generator states kept for draws collated ahead of training (prefetch, accumulation)
 
 
 @dataclass
@@ -73,6 +75,8 @@ class DataCollatorForMixup:
             mode=self.mixup_mode,
         )
         self._seeded_for: tuple | None = None
+        self._draw_count = 0
+        self._history: dict[int, torch.Tensor] = {}
 
     @classmethod
     def from_args(cls, args, num_labels: int | None = None, base_collator: Callable | None = None, **kwargs):
@@ -102,14 +106,30 @@ class DataCollatorForMixup:
         self._mixer.reseed(derive_seed(*parts))
         self._seeded_for = key
 
-    def state_dict(self) -> dict[str, Any]:
-        """The generator state of the main process (what a checkpoint keeps)."""
+    def state_dict(self, next_draw: int | None = None) -> dict[str, Any]:
+        """The main process's generator state before draw number ``next_draw`` (default: the next one).
+
+        The DataLoader collates batches ahead of training (prefetching, gradient accumulation), so a
+        checkpoint asks for the state before the first batch that training has not consumed yet; the
+        collator keeps the states of the batches it collated ahead. Each main-process batch carries its
+        draw number under ``mixup_draw_number``.
+        """
         self._ensure_seeded()
-        return {"mixer": self._mixer.state_dict(), "seeded_for": self._seeded_for}
+        if next_draw is None or next_draw >= self._draw_count:
+            generator, next_draw = self._mixer.generator.get_state(), self._draw_count
+        elif next_draw in self._history:
+            generator = self._history[next_draw]
+        else:
+            raise ValueError(
+                f"draw {next_draw} was collated more than {_HISTORY} batches ago; its state is gone"
+            )
+        return {"mixer": {"generator": generator}, "seeded_for": self._seeded_for, "draw_count": next_draw}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._mixer.load_state_dict(state["mixer"])
         self._seeded_for = tuple(state["seeded_for"])
+        self._draw_count = int(state.get("draw_count", 0))
+        self._history.clear()
 
     # -- collation ----------------------------------------------------------------------------------
     def unmixed(self, features: list[dict[str, Any]]) -> dict[str, Any]:
@@ -139,10 +159,17 @@ class DataCollatorForMixup:
             if spatial is None:
                 # Let the engine explain the shape it needs.
                 self._mixer.draw(batch_size, None)
+        in_main_process = torch.utils.data.get_worker_info() is None
+        if in_main_process:
+            self._history[self._draw_count] = self._mixer.generator.get_state()
+            self._history.pop(self._draw_count - _HISTORY, None)
         mixer_on = self.mixing_active and self._mixer.enabled
         draw = self._mixer.draw(batch_size, spatial) if mixer_on else MixDraw.identity(batch_size)
         mixed = mix_batch(batch, draw, self.label_key, self.input_keys, self.num_labels, self.label_smoothing)
         mixed[MIXUP_LAMBDA_KEY] = draw.lam.clone()
+        if in_main_process:
+            mixed[MIXUP_DRAW_KEY] = self._draw_count
+            self._draw_count += 1
         return mixed
 
     def set_epoch(self, epoch: float, active: bool) -> None:

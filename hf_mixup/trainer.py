@@ -9,11 +9,12 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 from . import losses
 from .arguments import MixupArguments
-from .collator import MIXUP_LAMBDA_KEY, DataCollatorForMixup
+from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
 from .mixing import Mixer, derive_seed, mix_inputs, mix_targets, select_input_keys, spatial_size_of
 
@@ -118,6 +119,7 @@ class MixupTrainer(Trainer):
         self.add_callback(_EpochCallback(self))
         self._lam_sum = 0.0
         self._lam_count = 0
+        self._collator_next_draw: int | None = None
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(["hf_mixup", "mixup" if args.mixing_enabled else "erm"])
 
@@ -177,6 +179,9 @@ class MixupTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop(self.label_key, None)
         premixed_lam = inputs.pop(MIXUP_LAMBDA_KEY, None)
+        draw_number = inputs.pop(MIXUP_DRAW_KEY, None)
+        if draw_number is not None and model.training:
+            self._collator_next_draw = int(draw_number) + 1
         if labels is None:
             raise ValueError(
                 f"MixupTrainer computes the loss from {self.label_key!r}, which is missing from the batch "
@@ -256,7 +261,7 @@ class MixupTrainer(Trainer):
         super()._save_rng_state(output_dir)
         state = {"mixer": self.mixer.state_dict()}
         if self._mixup_collator is not None:
-            state["collator"] = self._mixup_collator.state_dict()
+            state["collator"] = self._mixup_collator.state_dict(next_draw=self._collator_next_draw)
         torch.save(state, self._mixup_state_file(output_dir))
 
     def _load_rng_state(self, checkpoint: str | None) -> None:
@@ -272,8 +277,20 @@ class MixupTrainer(Trainer):
             return
         state = torch.load(path, weights_only=True)
         self.mixer.load_state_dict(state["mixer"])
-        if self._mixup_collator is not None and "collator" in state:
-            self._mixup_collator.load_state_dict(state["collator"])
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        if self._mixup_collator is not None and resume_from_checkpoint:
+            # The collator draws while batches are collated, which starts before the Trainer restores
+            # its RNG states: restore the collator's generator first.
+            checkpoint = resume_from_checkpoint
+            if checkpoint is True:
+                checkpoint = get_last_checkpoint(self.args.output_dir)
+            path = self._mixup_state_file(checkpoint) if checkpoint else None
+            if path and os.path.isfile(path):
+                state = torch.load(path, weights_only=True)
+                if "collator" in state:
+                    self._mixup_collator.load_state_dict(state["collator"])
+        return super().train(resume_from_checkpoint, *args, **kwargs)
 
     # -- model card ---------------------------------------------------------------------------------
     def create_model_card(self, *args, **kwargs) -> None:

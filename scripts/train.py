@@ -124,9 +124,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArgum
     )
     if extra:
         raise ValueError(f"unknown arguments {extra}; see `python scripts/train.py --help`")
-    if training_args.output_dir is None:
-        slug = os.path.basename(os.path.normpath(data_args.dataset_name)).replace("/", "-")
-        training_args.output_dir = os.path.join("runs", f"{slug}-{'mixup' if training_args.mixing_enabled else 'erm'}")
+    if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
+        # Default: runs/<dataset>-<mixup|erm>, so the ERM and mixup runs of `make train` sit side by side.
+        slug = os.path.basename(os.path.normpath(data_args.dataset_name))
+        method = "mixup" if training_args.mixing_enabled else "erm"
+        return parse_args(argv + ["--output_dir", os.path.join("runs", f"{slug}-{method}")])
     return model_args, data_args, training_args
 
 

@@ -143,21 +143,35 @@ def test_evaluation_is_never_mixed(tmp_path, digits_dataset):
 # -- determinism and resume -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-def test_resume_from_checkpoint_is_bit_identical(tmp_path, digits_dataset, mode):
-    settings = dict(max_steps=6, save_strategy="steps", save_steps=3, mixup_mode=mode, cutmix_alpha=1.0)
-    full = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, "full", **settings), train_dataset=digits_dataset)
+@pytest.mark.parametrize(
+    "mode, collator, accumulation",
+    [("batch", False, 1), ("elem", False, 2), ("elem", True, 1), ("pair", True, 2)],
+    ids=["device-batch", "device-elem-ga2", "collator-elem", "collator-pair-ga2"],
+)
+def test_resume_from_checkpoint_is_bit_identical(tmp_path, digits_dataset, mode, collator, accumulation):
+    settings = dict(
+        max_steps=6, save_strategy="steps", save_steps=3, mixup_mode=mode, cutmix_alpha=1.0,
+        per_device_train_batch_size=16, gradient_accumulation_steps=accumulation,
+    )
+
+    def trainer(name):
+        return MixupTrainer(
+            model=tiny_resnet(), args=make_args(tmp_path, name, **settings), train_dataset=digits_dataset,
+            data_collator=DataCollatorForMixup() if collator else None,
+        )
+
+    full = trainer("full")
     full.train()
     checkpoint = tmp_path / "full" / "checkpoint-3"
     assert (checkpoint / MIXUP_STATE_NAME).is_file()
 
-    resumed = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, "resumed", **settings), train_dataset=digits_dataset)
+    resumed = trainer("resumed")
     resumed.train(resume_from_checkpoint=str(checkpoint))
     assert_same_weights(weights(full.model), weights(resumed.model))
 
-    # Without the saved mixing state the resumed run would draw differently (the test can fail).
+    # Without the saved mixing state the resumed run draws differently (the test can fail).
     (checkpoint / MIXUP_STATE_NAME).unlink()
-    fresh = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, "fresh", **settings), train_dataset=digits_dataset)
+    fresh = trainer("fresh")
     fresh.train(resume_from_checkpoint=str(checkpoint))
     assert any(not torch.equal(a, b) for a, b in zip(full.model.parameters(), fresh.model.parameters()))
 

@@ -1,0 +1,114 @@
+"""DataCollatorForMixup: soft labels, seeding across workers / ranks / epochs, column removal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import tiny_resnet
+
+from hf_mixup import DataCollatorForMixup, MixupArguments, MixupTrainer
+from hf_mixup.collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY
+
+
+def features(n=6, size=4):
+    return [{"pixel_values": torch.full((3, size, size), float(i)), "label": i % 3} for i in range(n)]
+
+
+def test_soft_labels_and_mixed_inputs_agree():
+    batch = DataCollatorForMixup(num_labels=3, mixup_mode="elem", seed=0, rank=0)(features())
+    assert batch["labels"].shape == (6, 3) and batch["labels"].dtype == torch.float32
+    assert torch.allclose(batch["labels"].sum(-1), torch.ones(6))
+    lam = batch[MIXUP_LAMBDA_KEY]
+    # input i is lam_i * i + (1 - lam_i) * j: recover j from the mixed pixel value
+    values = batch["pixel_values"][:, 0, 0, 0]
+    own = torch.arange(6, dtype=torch.float32)
+    partner_value = torch.where(lam < 1, (values - lam * own) / (1 - lam).clamp_min(1e-6), own)
+    partner = partner_value.round().long()
+    expected = lam[:, None] * torch.eye(3)[own.long() % 3] + (1 - lam[:, None]) * torch.eye(3)[partner % 3]
+    assert torch.allclose(batch["labels"], expected, atol=1e-4)
+
+
+def test_alpha_zero_gives_one_hot_labels_and_clean_inputs():
+    batch = DataCollatorForMixup(num_labels=3, mixup_alpha=0.0, seed=0, rank=0)(features())
+    assert torch.equal(batch["labels"], torch.eye(3)[[0, 1, 2, 0, 1, 2]])
+    assert torch.equal(batch["pixel_values"], torch.stack([f["pixel_values"] for f in features()]))
+
+
+def test_ranks_and_seeds_draw_differently():
+    lam = {}
+    for seed, rank in [(0, 0), (0, 1), (1, 0), (0, 0)]:
+        collator = DataCollatorForMixup(num_labels=3, mixup_mode="elem", seed=seed, rank=rank)
+        lam.setdefault((seed, rank), []).append(collator(features())[MIXUP_LAMBDA_KEY])
+    assert torch.equal(lam[(0, 0)][0], lam[(0, 0)][1])
+    assert not torch.equal(lam[(0, 0)][0], lam[(0, 1)][0])
+    assert not torch.equal(lam[(0, 0)][0], lam[(1, 0)][0])
+
+
+def test_needs_num_labels_for_class_ids():
+    with pytest.raises(ValueError, match="num_labels"):
+        DataCollatorForMixup(seed=0, rank=0)(features())
+    with pytest.raises(ValueError, match="mixup_mode"):
+        DataCollatorForMixup(mixup_mode="diagonal")
+
+
+def test_cutmix_through_the_collator():
+    batch = DataCollatorForMixup(num_labels=3, mixup_alpha=0.0, cutmix_alpha=1.0, mixup_mode="elem", seed=0, rank=0)(
+        features(8, 8)
+    )
+    values = batch["pixel_values"]
+    # CutMix pastes whole pixels: every mixed pixel is some example's value
+    assert torch.equal(values, values.round())
+    area_share = torch.stack([(values[i] == i).float().mean() for i in range(8)])
+    own_label = torch.eye(3)[torch.arange(8) % 3]
+    lam = batch[MIXUP_LAMBDA_KEY]
+    assert torch.allclose(area_share[lam < 1], lam[lam < 1], atol=1e-6)
+    assert torch.all((batch["labels"] * own_label).sum(-1) >= lam - 1e-6)
+
+
+@pytest.mark.slow
+def test_workers_draw_differently_across_workers_and_epochs(tmp_path, digits_dataset):
+    args = MixupArguments(
+        output_dir=str(tmp_path), report_to="none", per_device_train_batch_size=32, dataloader_num_workers=2,
+        mixup_mode="elem", seed=3,
+    )
+    trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset,
+                           data_collator=DataCollatorForMixup())
+    loader = trainer.get_train_dataloader()
+    epochs = []
+    for epoch in range(2):
+        if hasattr(loader, "set_epoch"):
+            loader.set_epoch(epoch)
+        epochs.append([batch[MIXUP_LAMBDA_KEY].cpu() for batch in loader])
+    draws = [lam for epoch in epochs for lam in epoch]
+    assert len(draws) == 2 * 16
+    distinct = {tuple(lam.tolist()) for lam in draws}
+    assert len(distinct) == len(draws), "two batches got the same mixing draws"
+    # batches 0 and 1 come from different workers; epoch 1 re-seeds the workers
+    assert not torch.equal(epochs[0][0], epochs[1][0])
+
+
+@pytest.mark.slow
+def test_survives_remove_unused_columns(tmp_path, digits_dataset):
+    extra = digits_dataset.with_format(None).add_column("note", ["x"] * len(digits_dataset)).with_format("torch")
+    args = MixupArguments(output_dir=str(tmp_path / "a"), report_to="none", remove_unused_columns=True, max_steps=2,
+                          per_device_train_batch_size=16, save_strategy="no", disable_tqdm=True, logging_steps=1)
+    trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=extra, data_collator=DataCollatorForMixup())
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert set(batch) == {"pixel_values", "labels", MIXUP_LAMBDA_KEY, MIXUP_DRAW_KEY}
+    assert batch["labels"].shape == (16, 10)
+    trainer.train()
+
+    # A plain torch dataset of dicts goes through the Trainer's RemoveColumnsCollator wrapper.
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            row = digits_dataset[i]
+            return {"pixel_values": row["pixel_values"], "label": row["label"], "note": "dropped"}
+
+    args = MixupArguments(output_dir=str(tmp_path / "b"), report_to="none", remove_unused_columns=True, max_steps=2,
+                          per_device_train_batch_size=16, save_strategy="no", disable_tqdm=True, logging_steps=1)
+    trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=Rows(), data_collator=DataCollatorForMixup())
+    trainer.train()
+    assert any("mixup_lambda" in h for h in trainer.state.log_history)

@@ -1,0 +1,158 @@
+"""scripts/train.py: in-process functions, config files, resume, local datasets, and two gloo ranks
+through the real `accelerate launch`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import train  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+SMALL = [
+    "--model_kwargs", '{"channels": [16, 32, 64, 128]}',
+    "--max_train_samples", "256",
+    "--max_eval_samples", "128",
+    "--per_device_train_batch_size", "32",
+    "--report_to", "none",
+    "--disable_tqdm", "true",
+]
+
+
+def test_main_writes_checkpoint_metrics_and_card(tmp_path):
+    from huggingface_hub import ModelCard
+    from PIL import Image
+    from transformers import pipeline
+
+    out = tmp_path / "mixup"
+    metrics = train.main(SMALL + ["--num_train_epochs", "2", "--output_dir", str(out)])
+    for name in ("model.safetensors", "config.json", "all_results.json", "README.md"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "all_results.json").read_text())
+    assert {"test_accuracy", "test_error", "test_nll", "test_ece", "train_loss"} <= results.keys()
+    assert results["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+
+    card = ModelCard.load(out / "README.md")
+    assert {"hf_mixup", "mixup"} <= set(card.data.tags)
+    by_type = {r.metric_type: r.metric_value for r in card.data.eval_results}
+    assert by_type["accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
+    assert by_type["ece"] == pytest.approx(results["test_ece"], abs=1e-6)
+
+    config = json.loads((out / "config.json").read_text())
+    assert config.get("problem_type") is None
+    classifier = pipeline("image-classification", model=str(out))
+    image = Image.fromarray(np.full((8, 8, 3), 255, np.uint8))
+    scores = classifier(image, top_k=10)
+    assert len(scores) == 10 and abs(sum(s["score"] for s in scores) - 1) < 1e-5
+
+
+def test_config_file_then_command_line_overrides(tmp_path, capsys):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("mixup_alpha: 0.0\nnum_train_epochs: 7\ncutmix_minmax: [0.2, 0.8]\nlearning_rate: 0.01\n")
+    model_args, data_args, args = train.parse_args([str(config), "--num_train_epochs", "3", "--output_dir", str(tmp_path)])
+    assert args.mixup_alpha == 0.0 and args.num_train_epochs == 3 and args.learning_rate == 0.01
+    assert args.cutmix_minmax == [0.2, 0.8]
+    assert data_args.dataset_name == "digits" and model_args.model_name == "resnet18"
+    as_json = tmp_path / "recipe.json"
+    as_json.write_text(json.dumps({"mixup_mode": "elem", "seed": 9}))
+    _, _, args = train.parse_args([str(as_json), "--output_dir", str(tmp_path)])
+    assert args.mixup_mode == "elem" and args.seed == 9
+    with pytest.raises(SystemExit):
+        train.parse_args(["--mixup_mode", "rows", "--output_dir", str(tmp_path)])
+    assert "choose from 'batch', 'pair', 'elem'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="mixup_prob must be a probability"):
+        train.parse_args(["--mixup_prob", "2", "--output_dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="unknown arguments"):
+        train.parse_args(["--no_such_flag", "1"])
+
+
+def test_default_output_dir_names_the_method(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert train.parse_args([])[2].output_dir == os.path.join("runs", "digits-mixup")
+    assert train.parse_args(["--mixup_alpha", "0"])[2].output_dir == os.path.join("runs", "digits-erm")
+
+
+def test_rerun_resumes_from_the_last_checkpoint(tmp_path):
+    out = str(tmp_path / "run")
+    common = SMALL + ["--output_dir", out, "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "no",
+                      "--logging_steps", "1"]
+    train.main(common + ["--max_steps", "2"])
+    model_args, data_args, args = train.parse_args(common + ["--max_steps", "4"])
+    trainer, _ = train.build_trainer(model_args, data_args, args)
+    train.run_training(trainer, args)
+    assert trainer.state.global_step == 4
+    steps = [h["step"] for h in trainer.state.log_history if "loss" in h]
+    assert steps[:2] == [1, 2]  # history of the first run, carried by checkpoint-2
+
+
+def test_local_saved_dataset_and_image_folder(tmp_path):
+    from PIL import Image
+
+    from hf_mixup.data import load_any_dataset, load_digits_dataset
+
+    saved = tmp_path / "saved"
+    load_digits_dataset().save_to_disk(str(saved))
+    loaded = load_any_dataset(str(saved))
+    assert set(loaded) == {"train", "test"} and loaded["train"].features["label"].names[3] == "3"
+
+    folder = tmp_path / "folder"
+    for split in ("train", "test"):
+        for cls in ("cat", "dog"):
+            (folder / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(np.full((8, 8, 3), i * 40, np.uint8)).save(folder / split / cls / f"{i}.png")
+    metrics = train.main(
+        SMALL + ["--dataset_name", str(folder), "--max_steps", "2", "--output_dir", str(tmp_path / "out"),
+                 "--eval_strategy", "no", "--save_strategy", "no"]
+    )
+    assert "test_accuracy" in metrics
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["label_names"] == ["cat", "dog"]
+
+
+def test_bad_columns_get_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="--label_column_name 'target' is not a column"):
+        train.main(SMALL + ["--label_column_name", "target", "--output_dir", str(tmp_path)])
+
+
+def _launch_env() -> dict:
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="1")
+    return env
+
+
+def test_two_gloo_ranks_through_accelerate_launch(tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2 ... --use_cpu` starts two gloo ranks; each
+    draws its own mixing decisions (its own generator state in every checkpoint)."""
+    accelerate = Path(sys.executable).parent / "accelerate"
+    out = tmp_path / "ddp"
+    command = [
+        str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+        str(ROOT / "scripts" / "train.py"), "--use_cpu", "true",
+        *SMALL, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "4", "--eval_strategy", "no",
+        "--mixup_mode", "elem", "--output_dir", str(out), "--logging_steps", "1",
+    ]
+    done = subprocess.run(command, env=_launch_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    checkpoint = out / "checkpoint-4"
+    states = [torch.load(checkpoint / f"mixup_state_{rank}.pth", weights_only=True) for rank in (0, 1)]
+    assert not torch.equal(states[0]["mixer"]["generator"], states[1]["mixer"]["generator"])
+    assert (checkpoint / "rng_state_1.pth").is_file()
+    args = torch.load(out / "training_args.bin", weights_only=False)
+    assert args.world_size == 2
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    assert all("mixup_lambda" in h for h in state["log_history"] if "loss" in h)
+    assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
