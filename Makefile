@@ -1,0 +1,47 @@
+# hf_mixup: `make train` (ERM vs mixup on the bundled digits) and `make test` (the whole suite).
+# Both set themselves up from nothing: Debian packages (as root), a virtual environment in .venv,
+# and the package installed with the versions pinned in constraints.txt.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Debian packages the tests and recipes need (installed with apt-get when running as root).
+APT_PACKAGES ?=
+SEEDS ?= 1 2 3
+LAUNCH := $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no
+
+.PHONY: setup system-deps test train bench clean
+
+setup: system-deps $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (run as root, or: sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+test: setup
+	$(PY) -m pytest tests
+
+# ERM and mixup (alpha 1) on the bundled digits, one run per seed, then the comparison table.
+train: setup
+	@for seed in $(SEEDS); do \
+	  $(LAUNCH) scripts/train.py --seed $$seed --output_dir runs/digits-mixup-seed$$seed || exit 1; \
+	  $(LAUNCH) scripts/train.py --seed $$seed --mixup_alpha 0 --output_dir runs/digits-erm-seed$$seed || exit 1; \
+	done
+	$(PY) scripts/compare.py --erm runs/digits-erm-seed* --mixup runs/digits-mixup-seed* --output runs/digits-comparison.md
+
+bench: setup
+	$(PY) scripts/bench_overhead.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,148 @@
+#!/usr/bin/env python
+"""Training-step time of MixupTrainer with mixup against the same trainer doing ERM.
+
+    python scripts/bench_overhead.py                      # writes results/bench_overhead.{json,md}
+    python scripts/bench_overhead.py --rounds 10 --steps 30 --batch_size 128
+
+Same model object (the default of scripts/train.py: a timm ResNet-18 on 3x32x32 inputs), same data (the
+bundled digits, resized to 32x32 once, held as tensors), same batch. Three configurations:
+
+- `erm`: `mixup_alpha=0` (the baseline);
+- `device`: mixup on the device inside the trainer (the default);
+- `collator`: mixup on the CPU in `DataCollatorForMixup` (main-process loading).
+
+They run in alternating chunks of `--steps` optimizer steps in one process; a callback times every
+step (wall time from one step's end to the next, data loading included), the first `--warmup`
+steps of each chunk are dropped, and the ratio of medians against ERM is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from transformers import TimmWrapperConfig, TimmWrapperForImageClassification, TrainerCallback
+
+from hf_mixup import DataCollatorForMixup, MixupArguments, MixupTrainer
+
+
+class StepTimer(TrainerCallback):
+    def __init__(self):
+        self.times: list[float] = []
+        self._last = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.perf_counter()
+        if self._last is not None:
+            self.times.append(now - self._last)
+        self._last = now
+
+
+class Digits32(torch.utils.data.Dataset):
+    def __init__(self):
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 8.0 - 1.0
+        self.pixels = F.interpolate(x, size=32, mode="bilinear", align_corners=False).expand(-1, 3, -1, -1).contiguous()
+        self.labels = torch.tensor(digits.target)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"pixel_values": self.pixels[i], "labels": self.labels[i]}
+
+
+def build_trainer(kind: str, model, batch_size: int, steps: int, output_dir: str) -> tuple[MixupTrainer, StepTimer]:
+    args = MixupArguments(
+        output_dir=os.path.join(output_dir, kind),
+        mixup_alpha=0.0 if kind == "erm" else 1.0,
+        per_device_train_batch_size=batch_size,
+        max_steps=steps,
+        learning_rate=0.01,
+        optim="sgd",
+        logging_steps=10,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_drop_last=True,
+        seed=0,
+    )
+    collator = DataCollatorForMixup() if kind == "collator" else None
+    timer = StepTimer()
+    trainer = MixupTrainer(model=model, args=args, train_dataset=Digits32(), data_collator=collator, callbacks=[timer])
+    return trainer, timer
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=25, help="optimizer steps per chunk")
+    parser.add_argument("--warmup", type=int, default=3, help="steps dropped at the start of each chunk")
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--output", default="results/bench_overhead")
+    parser.add_argument("--scratch", default="/tmp/hf_mixup_bench")
+    args = parser.parse_args(argv)
+
+    kinds = ["erm", "device", "collator"]
+    # One model object shared by the three trainers: the weights (and so the arithmetic, denormals
+    # included) are the same for every configuration, only the mixing differs.
+    torch.manual_seed(0)
+    model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="resnet18", num_labels=10))
+    trainers = {k: build_trainer(k, model, args.batch_size, args.steps, args.scratch) for k in kinds}
+    samples: dict[str, list[float]] = {k: [] for k in kinds}
+    for r in range(args.rounds):
+        order = kinds if r % 2 == 0 else kinds[::-1]
+        for kind in order:
+            trainer, timer = trainers[kind]
+            timer.times.clear()
+            trainer.train()
+            samples[kind].extend(timer.times[args.warmup :])
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {statistics.median(samples[k]) * 1e3:.1f} ms" for k in kinds))
+
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    result = {
+        "device": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}",
+        "torch": torch.__version__,
+        "model": "timm resnet18 (TimmWrapperForImageClassification), 3x32x32",
+        "batch_size": args.batch_size,
+        "steps_timed_per_config": {k: len(v) for k, v in samples.items()},
+        "median_step_ms": {k: round(v * 1e3, 3) for k, v in medians.items()},
+        "ratio_vs_erm": {k: round(medians[k] / medians["erm"], 4) for k in ("device", "collator")},
+        "command": "python scripts/bench_overhead.py " + " ".join(argv if argv is not None else []),
+    }
+    lines = [
+        f"# MixupTrainer step time, mixup vs ERM ({result['device']})",
+        "",
+        f"{result['model']}, batch {args.batch_size}, {args.rounds} alternating rounds of {args.steps} steps "
+        f"(first {args.warmup} of each dropped).",
+        "",
+        "| configuration | median step (ms) | ratio vs ERM | target |",
+        "|---|---|---|---|",
+        f"| ERM (mixup_alpha=0) | {result['median_step_ms']['erm']:.2f} | 1.000 | |",
+        f"| mixup on the device | {result['median_step_ms']['device']:.2f} | {result['ratio_vs_erm']['device']:.3f} | <= 1.02 |",
+        f"| mixup in DataCollatorForMixup | {result['median_step_ms']['collator']:.2f} | {result['ratio_vs_erm']['collator']:.3f} | <= 1.05 |",
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
+    with open(args.output + ".json", "w") as f:
+        json.dump(result, f, indent=2)
+    with open(args.output + ".md", "w") as f:
+        f.write(text)
+    return result
+
+
+if __name__ == "__main__":
+    main()
