@@ -280,3 +280,13 @@ def test_mixup_state_is_in_every_checkpoint(tmp_path, digits_dataset):
         state = torch.load(tmp_path / "ck" / f"checkpoint-{step}" / MIXUP_STATE_NAME, weights_only=True)
         assert "mixer" in state
     assert os.path.isfile(tmp_path / "ck" / "checkpoint-4" / "model.safetensors")
+
+
+def test_warmup_reaches_the_collator(tmp_path, digits_dataset):
+    args = make_args(tmp_path, num_train_epochs=2, mixup_warmup_epochs=1, per_device_train_batch_size=128)
+    trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset,
+                           data_collator=DataCollatorForMixup())
+    trainer.train()
+    lam = [h["mixup_lambda"] for h in trainer.state.log_history if "loss" in h]
+    assert lam[:4] == [1.0] * 4  # warm-up epoch: the collator leaves batches unmixed
+    assert all(v < 1.0 for v in lam[4:])
