@@ -113,17 +113,6 @@ class MixupArguments(TrainingArguments):
         """False for plain ERM (both alphas 0 and no `cutmix_minmax`, or `mixup_prob` 0)."""
         return (self.mixup_alpha > 0 or self.cutmix_alpha > 0 or self.cutmix_minmax is not None) and self.mixup_prob > 0
 
-    def mixer_kwargs(self) -> dict:
-        """The keyword arguments of :class:`hf_mixup.mixing.Mixer` these arguments describe."""
-        return dict(
-            mixup_alpha=self.mixup_alpha,
-            cutmix_alpha=self.cutmix_alpha,
-            cutmix_minmax=self.cutmix_minmax,
-            prob=self.mixup_prob,
-            switch_prob=self.mixup_switch_prob,
-            mode=self.mixup_mode,
-        )
-
     def mixing_active_at(self, epoch: float | None) -> bool:
         """Whether batches of (0-based, fractional) ``epoch`` are mixed, given warm-up and off epochs."""
         if not self.mixing_enabled:

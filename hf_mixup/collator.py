@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import default_data_collator
 
-from .mixing import MixDraw, Mixer, derive_seed, mix_batch, select_input_keys, spatial_size_of
+from .mixing import MIXING_FIELDS, MixDraw, Mixer, derive_seed, mix_batch, select_input_keys, spatial_size_of
 
 MIXUP_LAMBDA_KEY = "mixup_lambda"
 MIXUP_DRAW_KEY = "mixup_draw_number"
@@ -66,14 +66,7 @@ class DataCollatorForMixup:
         if self.num_labels is not None and (not isinstance(self.num_labels, int) or self.num_labels < 1):
             raise ValueError(f"num_labels must be a positive int, got {self.num_labels!r}")
         # Validates the mixing settings now rather than at the first batch.
-        self._mixer = Mixer(
-            mixup_alpha=self.mixup_alpha,
-            cutmix_alpha=self.cutmix_alpha,
-            cutmix_minmax=self.cutmix_minmax,
-            prob=self.mixup_prob,
-            switch_prob=self.mixup_switch_prob,
-            mode=self.mixup_mode,
-        )
+        self._mixer = Mixer.from_settings(self)
         self._seeded_for: tuple | None = None
         self._draw_count = 0
         self._history: dict[int, torch.Tensor] = {}
@@ -81,16 +74,8 @@ class DataCollatorForMixup:
     @classmethod
     def from_args(cls, args, num_labels: int | None = None, base_collator: Callable | None = None, **kwargs):
         """Build from :class:`~hf_mixup.MixupArguments` (alphas, probabilities, mode, label smoothing, seed)."""
-        settings = dict(
-            mixup_alpha=args.mixup_alpha,
-            cutmix_alpha=args.cutmix_alpha,
-            cutmix_minmax=args.cutmix_minmax,
-            mixup_prob=args.mixup_prob,
-            mixup_switch_prob=args.mixup_switch_prob,
-            mixup_mode=args.mixup_mode,
-            label_smoothing=args.label_smoothing_factor,
-            seed=args.seed,
-        )
+        settings = {name: getattr(args, name) for name in MIXING_FIELDS}
+        settings.update(label_smoothing=args.label_smoothing_factor, seed=args.seed)
         settings.update(kwargs)
         return cls(base_collator=base_collator or default_data_collator, num_labels=num_labels, **settings)
 

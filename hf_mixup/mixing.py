@@ -27,6 +27,8 @@ from typing import Any
 import torch
 
 MIXUP_MODES = ("batch", "pair", "elem")
+# The mixing settings, named as in `MixupArguments` and `DataCollatorForMixup`.
+MIXING_FIELDS = ("mixup_alpha", "cutmix_alpha", "cutmix_minmax", "mixup_prob", "mixup_switch_prob", "mixup_mode")
 
 _MASK64 = (1 << 64) - 1
 
@@ -190,6 +192,19 @@ class Mixer:
         if generator is None:
             generator = torch.Generator().manual_seed(int(seed))
         self.generator = generator
+
+    @classmethod
+    def from_settings(cls, settings: Any, seed: int = 0) -> Mixer:
+        """A mixer from an object with the :data:`MIXING_FIELDS` attributes (`MixupArguments`, a collator)."""
+        return cls(
+            mixup_alpha=settings.mixup_alpha,
+            cutmix_alpha=settings.cutmix_alpha,
+            cutmix_minmax=settings.cutmix_minmax,
+            prob=settings.mixup_prob,
+            switch_prob=settings.mixup_switch_prob,
+            mode=settings.mixup_mode,
+            seed=seed,
+        )
 
     @property
     def mixup_enabled(self) -> bool:

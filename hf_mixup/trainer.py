@@ -113,7 +113,7 @@ class MixupTrainer(Trainer):
                     "workers keep the collator they started with, so the switch cannot reach them"
                 )
 
-        self.mixer = mixer if mixer is not None else Mixer(**args.mixer_kwargs(), seed=self.mixer_seed)
+        self.mixer = mixer if mixer is not None else Mixer.from_settings(args, seed=self.mixer_seed)
         if self.compute_metrics is None:
             self.compute_metrics = default_metrics_for(self.problem_type)
         self.add_callback(_EpochCallback(self))

@@ -112,3 +112,12 @@ def test_survives_remove_unused_columns(tmp_path, digits_dataset):
     trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=Rows(), data_collator=DataCollatorForMixup())
     trainer.train()
     assert any("mixup_lambda" in h for h in trainer.state.log_history)
+
+
+def test_from_args_takes_the_mixing_settings(tmp_path):
+    args = MixupArguments(output_dir=str(tmp_path), report_to="none", mixup_alpha=0.4, cutmix_alpha=1.0,
+                          mixup_mode="pair", mixup_prob=0.5, label_smoothing_factor=0.1, seed=7)
+    collator = DataCollatorForMixup.from_args(args, num_labels=3)
+    assert (collator.mixup_alpha, collator.cutmix_alpha, collator.mixup_mode, collator.mixup_prob) == (0.4, 1.0, "pair", 0.5)
+    assert collator.label_smoothing == 0.1 and collator.seed == 7 and collator.num_labels == 3
+    assert collator._mixer.mode == "pair" and collator._mixer.prob == 0.5
