@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import datasets
+import torch
 import transformers
 import yaml
 from transformers import AutoModelForImageClassification, HfArgumentParser, TimmWrapperConfig
@@ -89,6 +90,7 @@ SCRIPT_DEFAULTS: dict[str, Any] = {
     "logging_steps": 10,
     "report_to": ["tensorboard"],
     "remove_unused_columns": False,
+    "dataloader_pin_memory": torch.cuda.is_available(),
     "seed": 42,
 }
 
