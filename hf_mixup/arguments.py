@@ -35,6 +35,9 @@ class MixupArguments(TrainingArguments):
             Stop mixing from this epoch on (`0`: never stop).
         mixup_warmup_epochs (`float`, defaults to `0`):
             Train plain ERM for this many epochs before mixing starts (the paper does 5 for speech).
+        mixup_layer (`int`, defaults to `0`):
+            `0` mixes the inputs; `k` the features entering residual stage `k`; the number of stages + 1 the
+            features before the final pooling and classifier (the paper's ablation "Layer 1-5").
 
     Label smoothing reuses `label_smoothing_factor`: targets are smoothed, then mixed. The mixing draws
     come from a generator seeded with `seed` and the process rank.
@@ -75,6 +78,13 @@ class MixupArguments(TrainingArguments):
     mixup_warmup_epochs: float = field(
         default=0, metadata={"help": "Train plain ERM for this many epochs before mixing starts (0: mix from the start)."}
     )
+    mixup_layer: int = field(
+        default=0,
+        metadata={
+            "help": "Where to mix: 0 the inputs; k >= 1 the features entering residual stage k; (number of stages + 1) "
+            "the features before the final pooling and classifier (timm ResNets and the hf_mixup CIFAR models)."
+        },
+    )
 
     def __post_init__(self):
         self._validate_mixup_fields()
@@ -102,6 +112,12 @@ class MixupArguments(TrainingArguments):
             value = getattr(self, name)
             if not _is_number(value) or math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be a number of epochs >= 0, got {value!r}")
+        if not isinstance(self.mixup_layer, int) or isinstance(self.mixup_layer, bool) or self.mixup_layer < 0:
+            raise ValueError(f"mixup_layer must be an int >= 0 (0: the inputs), got {self.mixup_layer!r}")
+        if self.mixup_layer and (self.cutmix_alpha > 0 or self.cutmix_minmax is not None):
+            raise ValueError("CutMix mixes inputs only: set cutmix_alpha=0 and cutmix_minmax=None with mixup_layer > 0")
+        if self.mixup_layer and getattr(self, "gradient_checkpointing", False):
+            raise ValueError("mixup_layer > 0 does not work with gradient_checkpointing (recomputed features would not be mixed)")
         if self.mixup_off_epoch and self.mixup_off_epoch <= self.mixup_warmup_epochs:
             raise ValueError(
                 f"mixup_off_epoch ({self.mixup_off_epoch}) must be after mixup_warmup_epochs ({self.mixup_warmup_epochs}), "

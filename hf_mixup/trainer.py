@@ -15,6 +15,7 @@ from transformers.utils import logging
 from . import losses
 from .arguments import MixupArguments
 from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
+from .hidden import mixing_at, mixing_points
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
 from .mixing import Mixer, derive_seed, mix_inputs, mix_targets, select_input_keys, spatial_size_of
 
@@ -114,6 +115,15 @@ class MixupTrainer(Trainer):
                 )
 
         self.mixer = mixer if mixer is not None else Mixer.from_settings(args, seed=self.mixer_seed)
+        if args.mixup_layer:
+            if self._mixup_collator is not None:
+                raise ValueError("mixup_layer > 0 mixes hidden features on the device; it cannot use DataCollatorForMixup")
+            points = mixing_points(self.accelerator.unwrap_model(self.model))
+            if args.mixup_layer > len(points):
+                raise ValueError(
+                    f"mixup_layer={args.mixup_layer} but this model has {len(points) - 1} stages: "
+                    f"use 1..{len(points) - 1} (entering a stage) or {len(points)} (before the final pooling)"
+                )
         if self.compute_metrics is None:
             self.compute_metrics = default_metrics_for(self.problem_type)
         self.add_callback(_EpochCallback(self))
@@ -195,14 +205,21 @@ class MixupTrainer(Trainer):
                 self._record_lambda(premixed_lam)
         elif training and self.mixer.enabled and self.mixing_active():
             batch_size = labels.shape[0]
-            keys = select_input_keys(inputs, batch_size, label_key=self.label_key)
-            spatial = spatial_size_of(inputs[keys[0]]) if self.mixer.cutmix_enabled else None
-            draw = self.mixer.draw(batch_size, spatial)
-            for key in keys:
-                inputs[key] = mix_inputs(inputs[key], draw)
+            if self.args.mixup_layer:
+                draw = self.mixer.draw(batch_size)
+            else:
+                keys = select_input_keys(inputs, batch_size, label_key=self.label_key)
+                spatial = spatial_size_of(inputs[keys[0]]) if self.mixer.cutmix_enabled else None
+                draw = self.mixer.draw(batch_size, spatial)
+                for key in keys:
+                    inputs[key] = mix_inputs(inputs[key], draw)
             self._record_lambda(draw.lam)
 
-        outputs = model(**inputs)
+        if draw is not None and self.args.mixup_layer:
+            with mixing_at(model, self.args.mixup_layer, draw):
+                outputs = model(**inputs)
+        else:
+            outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
         per_example = self._per_example_loss(logits, labels, draw, smoothing)
         if training:

@@ -26,12 +26,12 @@ import datasets
 import torch
 import transformers
 import yaml
-from transformers import AutoModelForImageClassification, HfArgumentParser, TimmWrapperConfig
-from transformers import TimmWrapperForImageClassification, set_seed
+from transformers import AutoModelForImageClassification, HfArgumentParser, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_mixup import MixupArguments, MixupTrainer
 from hf_mixup.data import OFFLINE_DATASETS, class_names, find_column, load_any_dataset
+from hf_mixup.models import create_timm_classifier
 
 logger = logging.getLogger("hf_mixup.train")
 
@@ -71,8 +71,12 @@ class ModelArguments:
         default=None, metadata={"help": 'JSON keyword arguments for timm.create_model, e.g. \'{"drop_rate": 0.1}\'.'}
     )
     image_size: int = field(default=32, metadata={"help": "Side of the square model input, in pixels."})
-    image_mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5], metadata={"help": "Normalisation mean."})
-    image_std: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5], metadata={"help": "Normalisation std."})
+    image_mean: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation mean (default: the timm architecture's)."}
+    )
+    image_std: list[float] | None = field(
+        default=None, metadata={"help": "Normalisation std (default: the timm architecture's)."}
+    )
 
 
 # Defaults of this script that differ from TrainingArguments' (a config file or the command line wins).
@@ -169,8 +173,9 @@ def load_splits(data_args: DataArguments, seed: int):
 
 
 def build_model(model_args: ModelArguments, labels: list[str]):
-    """A timm architecture wrapped as `TimmWrapperForImageClassification` (its `config.json` carries the
-    preprocessing, so `pipeline("image-classification")` works on the checkpoint), or a checkpoint."""
+    """A timm architecture wrapped as `TimmWrapperForImageClassification` with timm's own init (its
+    `config.json` carries the preprocessing, so `pipeline("image-classification")` works on the
+    checkpoint), or an existing checkpoint (path or Hub id)."""
     id2label = dict(enumerate(labels))
     label2id = {name: i for i, name in id2label.items()}
     if os.path.isdir(model_args.model_name) or "/" in model_args.model_name:
@@ -178,23 +183,14 @@ def build_model(model_args: ModelArguments, labels: list[str]):
             model_args.model_name, num_labels=len(labels), id2label=id2label, label2id=label2id,
             ignore_mismatched_sizes=True,
         )
-    size = model_args.image_size
-    config = TimmWrapperConfig(
-        architecture=model_args.model_name,
-        num_labels=len(labels),
-        id2label=id2label,
-        label2id=label2id,
+    return create_timm_classifier(
+        model_args.model_name,
+        labels,
+        image_size=model_args.image_size,
+        mean=model_args.image_mean,
+        std=model_args.image_std,
         model_args=json.loads(model_args.model_kwargs) if model_args.model_kwargs else None,
-        pretrained_cfg={
-            "input_size": [3, size, size],
-            "mean": list(model_args.image_mean),
-            "std": list(model_args.image_std),
-            "interpolation": "bilinear",
-            "crop_pct": 1.0,
-            "crop_mode": "center",
-        },
     )
-    return TimmWrapperForImageClassification(config)
 
 
 def image_transform(model) -> Any:

@@ -1,0 +1,160 @@
+"""The CIFAR model family in timm, the transformers wrapper path, and hidden-layer mixing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+import hf_mixup  # noqa: F401  (registers the models)
+from hf_mixup import MixupArguments, MixupTrainer
+from hf_mixup.hidden import mixing_at, mixing_points
+from hf_mixup.mixing import MixDraw
+from hf_mixup.models import create_timm_classifier
+
+
+def n_params(model) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "name, published",
+    [("preact_resnet18", 11.2e6), ("wide_resnet28_10", 36.5e6), ("densenet_bc_190", 25.6e6)],
+)
+def test_parameter_counts_match_the_published_ones(name, published):
+    with torch.device("meta"):
+        model = timm.create_model(name, num_classes=10)
+    assert abs(n_params(model) - published) / published < 0.01
+
+
+@pytest.mark.parametrize("name", ["preact_resnet18", "wide_resnet16_4", "densenet_bc_100"])
+def test_cifar_models_take_32x32_and_any_channels(name):
+    model = timm.create_model(name, num_classes=7, in_chans=1).eval()
+    assert model(torch.randn(2, 1, 32, 32)).shape == (2, 7)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
+    assert model.forward_head(model.forward_features(torch.randn(2, 1, 28, 28)), pre_logits=True).shape == (
+        2, model.num_features,
+    )
+
+
+def test_wide_resnet_variants_and_bad_depth():
+    assert n_params(timm.create_model("wide_resnet28_10", depth=16, widen_factor=4)) == n_params(
+        timm.create_model("wide_resnet16_4")
+    )
+    with pytest.raises(ValueError, match="6n"):
+        timm.create_model("wide_resnet28_10", depth=20)
+
+
+def test_preact_block_dropout_sits_between_the_convolutions():
+    model = timm.create_model("preact_resnet18", block_drop_rate=0.3)
+    block = model.layer2[0]
+    assert isinstance(block.drop, torch.nn.Dropout) and block.drop.p == 0.3
+    x = torch.randn(4, 3, 32, 32)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_create_timm_classifier_keeps_timm_init():
+    torch.manual_seed(0)
+    reference = timm.create_model("preact_resnet18", num_classes=10)
+    torch.manual_seed(0)
+    wrapped = create_timm_classifier("preact_resnet18", 10)
+    for (name, a), b in zip(reference.state_dict().items(), wrapped.timm_model.state_dict().values()):
+        assert torch.equal(a, b), name
+    # the trap it avoids: transformers' own init of the wrapper draws every conv from N(0, 0.02)
+    from transformers import TimmWrapperForImageClassification
+
+    plain = TimmWrapperForImageClassification(wrapped.config)
+    assert abs(float(plain.timm_model.conv1.weight.detach().std()) - 0.02) < 0.003
+    assert float(wrapped.timm_model.conv1.weight.detach().std()) > 0.05  # Kaiming fan_out: sqrt(2 / (64 * 9)) = 0.059
+
+
+@pytest.mark.slow
+def test_checkpoint_round_trip_auto_classes_and_pipeline(tmp_path):
+    from PIL import Image
+    from transformers import AutoModelForImageClassification, pipeline
+
+    model = create_timm_classifier("preact_resnet18", ["a", "b", "c"], model_args={"channels": [8, 16, 32, 64]}).eval()
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForImageClassification.from_pretrained(tmp_path).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(pixel_values=x).logits, loaded(pixel_values=x).logits)
+    classifier = pipeline("image-classification", model=str(tmp_path))
+    scores = classifier(Image.fromarray(np.zeros((32, 32, 3), np.uint8)), top_k=3)
+    assert {s["label"] for s in scores} == {"a", "b", "c"}
+    assert abs(sum(s["score"] for s in scores) - 1) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "name, shrink",
+    [("resnet50", {"layers": [1, 1, 1, 1]}), ("resnext101_32x4d", {"layers": [1, 1, 1, 1]}),
+     ("wide_resnet28_10", {"depth": 10, "widen_factor": 1})],
+)
+def test_any_timm_name_works_as_a_backbone(name, shrink):
+    """Any timm architecture goes through the same wrapper path (shrunk here to keep the test fast)."""
+    model = create_timm_classifier(name, 10, image_size=32, model_args=shrink).eval()
+    assert model.config.architecture == name
+    assert model(pixel_values=torch.randn(2, 3, 32, 32)).logits.shape == (2, 10)
+
+
+# -- hidden-layer mixing ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, expected", [("preact_resnet18", 5), ("wide_resnet16_4", 4), ("densenet_bc_100", 4), ("resnet18", 5)])
+def test_mixing_points(name, expected):
+    model = create_timm_classifier(name, 10, image_size=32)
+    assert len(mixing_points(model)) == expected
+
+
+@pytest.mark.parametrize("layer", [1, 2, 3, 4, 5])
+def test_hidden_mixing_is_the_convex_combination(layer):
+    model = create_timm_classifier("preact_resnet18", 10, model_args={"channels": [8, 16, 32, 64]}).eval()
+    point = mixing_points(model)[layer - 1]
+    seen = {}
+    hook = point.register_forward_hook(lambda m, args, out: seen.__setitem__("features", args[0].detach()))
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        clean_logits = model(pixel_values=x).logits
+        clean = seen["features"]
+        identity = MixDraw(lam=torch.ones(4), index=torch.tensor([1, 2, 3, 0]))
+        with mixing_at(model, layer, identity):
+            assert torch.equal(model(pixel_values=x).logits, clean_logits)  # lam 1: the unmixed batch
+        draw = MixDraw(lam=torch.tensor([0.3, 0.5, 0.9, 0.0]), index=torch.tensor([1, 2, 3, 0]))
+        with mixing_at(model, layer, draw):
+            model(pixel_values=x)
+        lam = draw.lam.view(-1, *[1] * (clean.ndim - 1))
+        torch.testing.assert_close(seen["features"], lam * clean + (1 - lam) * clean[draw.index])
+        model(pixel_values=x)  # the hook is gone after the block
+        assert torch.equal(seen["features"], clean)
+    hook.remove()
+
+
+def test_hidden_mixing_validation(tmp_path):
+    with pytest.raises(ValueError, match="CutMix mixes inputs only"):
+        MixupArguments(output_dir=str(tmp_path), mixup_layer=2, cutmix_alpha=1.0, report_to="none")
+    with pytest.raises(ValueError, match="mixup_layer must be an int >= 0"):
+        MixupArguments(output_dir=str(tmp_path), mixup_layer=-1, report_to="none")
+    model = create_timm_classifier("wide_resnet10_2", 10)
+    args = MixupArguments(output_dir=str(tmp_path), mixup_layer=5, report_to="none")
+    with pytest.raises(ValueError, match="has 3 stages"):
+        MixupTrainer(model=model, args=args)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", [2, 5])
+def test_trainer_trains_with_hidden_mixing(tmp_path, digits_arrays, layer):
+    from datasets import Dataset
+
+    pixels, labels = digits_arrays
+    data = Dataset.from_dict({"pixel_values": pixels[:64].numpy(), "labels": labels[:64].numpy()}).with_format("torch")
+    model = create_timm_classifier("preact_resnet18", 10, image_size=8, model_args={"channels": [8, 16, 32, 64]})
+    args = MixupArguments(output_dir=str(tmp_path), mixup_layer=layer, max_steps=3, per_device_train_batch_size=16,
+                          report_to="none", logging_steps=1, save_strategy="no", disable_tqdm=True)
+    trainer = MixupTrainer(model=model, args=args, train_dataset=data)
+    trainer.train()
+    assert all("mixup_lambda" in h for h in trainer.state.log_history if "loss" in h)
+    assert not mixing_points(model)[layer - 1]._forward_pre_hooks
