@@ -49,6 +49,51 @@ def load_digits_dataset(test_size: float = 0.2, seed: int = 0) -> DatasetDict:
     return DatasetDict({"train": build(np.sort(train_idx)), "test": build(np.sort(test_idx))})
 
 
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+# The class names of the Hub dataset zalando-datasets/fashion_mnist, in label order.
+FASHION_MNIST_CLASSES = [
+    "T - shirt / top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+
+
+def _read_idx(path: str) -> np.ndarray:
+    """An IDX file (MNIST format, optionally gzipped) as a numpy array."""
+    import gzip
+    import struct
+
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an IDX file of unsigned bytes")
+    shape = struct.unpack(">" + "I" * ndim, data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+@register_offline_dataset("fashion_mnist")
+def load_fashion_mnist(directory: str = FASHION_MNIST_DIR, limit: int | None = None) -> DatasetDict:
+    """Fashion-MNIST from its IDX files (Debian package `dataset-fashion-mnist`), with the schema of
+    the Hub dataset `zalando-datasets/fashion_mnist`: `image` (28x28 grey `Image`) and `label`."""
+    files = {
+        "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+        "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+    }
+    missing = [f for pair in files.values() for f in pair if not os.path.isfile(os.path.join(directory, f))]
+    if missing:
+        raise ValueError(
+            f"Fashion-MNIST files {missing} are not in {directory}: install them with "
+            "`apt-get install dataset-fashion-mnist`, or use --dataset_name zalando-datasets/fashion_mnist (Hub)"
+        )
+    features = Features({"image": Image(), "label": ClassLabel(names=FASHION_MNIST_CLASSES)})
+    splits = {}
+    for split, (images_file, labels_file) in files.items():
+        images = _read_idx(os.path.join(directory, images_file))[:limit]
+        labels = _read_idx(os.path.join(directory, labels_file))[:limit]
+        splits[split] = Dataset.from_dict({"image": list(images), "label": labels.tolist()}, features=features)
+    return DatasetDict(splits)
+
+
 def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str | None = None) -> DatasetDict:
     """Load ``name``: an offline dataset of :data:`OFFLINE_DATASETS`, a dataset saved with
     ``save_to_disk``, a local folder of images (``imagefolder``), a local data file, or a Hub id."""

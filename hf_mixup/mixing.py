@@ -156,8 +156,8 @@ class Mixer:
         generator: an existing CPU generator to draw from.
 
     With both alphas 0 and no ``cutmix_minmax`` the mixer is off: every draw is the identity.
-    Partners are a random permutation of the batch, so any batch size works; a batch of one is
-    returned unchanged.
+    Partners are a random cyclic permutation of the batch (no example is its own partner), so any
+    batch size works; a batch of one is returned unchanged.
     """
 
     def __init__(
@@ -268,11 +268,11 @@ class Mixer:
         use_cutmix = use_cutmix & apply
 
         if self.mode == "batch":
-            index = torch.randperm(batch_size, generator=self.generator)
+            index = self._partners(batch_size)
             expand = lambda t: None if t is None else t.expand(batch_size, *t.shape[1:])  # noqa: E731
             return MixDraw(expand(lam), index, expand(use_cutmix) if self.cutmix_enabled else None, expand(boxes), True)
         if self.mode == "elem":
-            index = torch.randperm(batch_size, generator=self.generator)
+            index = self._partners(batch_size)
             return MixDraw(lam, index, use_cutmix if self.cutmix_enabled else None, boxes)
         # pair: a random perfect matching; both members of a pair share lam (and the CutMix box).
         order = torch.randperm(batch_size, generator=self.generator)
@@ -289,6 +289,14 @@ class Mixer:
         if boxes is not None:
             boxes = boxes[pair_of]
         return MixDraw(lam, index, use_cutmix if self.cutmix_enabled else None, boxes)
+
+    def _partners(self, batch_size: int) -> torch.Tensor:
+        """A random permutation without fixed points: a random cycle through the whole batch, so no
+        example is its own partner (a plain ``randperm`` leaves each one unmixed with probability 1 / B)."""
+        order = torch.randperm(batch_size, generator=self.generator)
+        index = torch.empty_like(order)
+        index[order] = order.roll(-1)
+        return index
 
     def _boxes(self, lam: torch.Tensor, spatial_size: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """CutMix boxes ``[n, 4]`` (y0, y1, x0, x1) and the lam left after clipping them to the image."""
@@ -376,12 +384,15 @@ def mix_inputs(inputs: torch.Tensor, draw: MixDraw) -> torch.Tensor:
     if not cutmix:
         if draw.batch_wide:
             return partner.lerp_(inputs, float(draw.lam[0]))
+        if inputs.dtype in (torch.float16, torch.bfloat16):
+            # Per-example weights rounded to 8 bits would disagree with the targets' weights: mix in float32.
+            return partner.float().lerp_(inputs.float(), _weights(draw.lam, partner.float())).to(inputs.dtype)
         return partner.lerp_(inputs, _weights(draw.lam, inputs))
     # Some examples by CutMix, others by mixup (mode pair/elem with switch_prob).
     use_cutmix = draw.use_cutmix.to(device)
     lam = draw.lam.to(device)
     weight = torch.where(use_cutmix, torch.ones_like(lam), lam)
-    out = torch.lerp(partner, inputs, _weights(weight, inputs))
+    out = torch.lerp(partner.float(), inputs.float(), _weights(weight, partner.float())).to(inputs.dtype)
     mask = box_mask(draw, inputs.shape[-2], inputs.shape[-1], device)
     mask = mask.view(mask.shape[0], *([1] * (inputs.ndim - 3)), *mask.shape[-2:])
     cut_rows = use_cutmix.nonzero().squeeze(1)
@@ -418,10 +429,12 @@ def mix_targets(
     For CutMix examples lam is the area share, as in the official CutMix code.
     """
     _check_batch("targets", targets, draw)
-    if not torch.is_floating_point(targets):
+    if not torch.is_floating_point(targets) and targets.ndim == 1:
         if num_classes is None:
             raise ValueError("num_classes is needed to turn class ids into mixed soft targets")
         targets = one_hot(targets, num_classes, label_smoothing)
+    elif not torch.is_floating_point(targets):
+        targets = targets.float()  # integer multi-hot labels
     elif label_smoothing and targets.ndim == 2:
         targets = targets * (1.0 - label_smoothing) + label_smoothing / targets.shape[1]
     if draw.is_identity:

@@ -95,7 +95,15 @@ class MixupTrainer(Trainer):
             raise ValueError("MixupTrainer needs a model with a config carrying num_labels (a classification model)")
         self.problem_type = problem_type_of(config)
         self.num_labels = int(config.num_labels)
-        self.label_key = self.label_names[0] if self.label_names else "labels"
+        if not self.label_names:
+            # A forward without `labels`: the labels are ours to take out of the batch before the model.
+            self.label_names = ["labels"]
+        self.label_key = self.label_names[0]
+        if self.compute_loss_func is not None:
+            raise ValueError(
+                "MixupTrainer computes the loss itself (mixed targets, gradient accumulation); it does not call "
+                "compute_loss_func: leave it unset, or subclass MixupTrainer and override _per_example_loss"
+            )
 
         collator = self.data_collator
         self._mixup_collator = collator if isinstance(collator, DataCollatorForMixup) else None
@@ -106,8 +114,19 @@ class MixupTrainer(Trainer):
                 self._mixup_collator.seed = args.seed
             if self._mixup_collator.rank is None:
                 self._mixup_collator.rank = args.process_index
-            if self._mixup_collator.label_smoothing == 0 and args.label_smoothing_factor:
+            if self._mixup_collator.label_smoothing == 0 and args.label_smoothing_factor and self.problem_type == SINGLE_LABEL:
                 self._mixup_collator.label_smoothing = args.label_smoothing_factor
+            if self.problem_type != SINGLE_LABEL and self._mixup_collator.label_smoothing:
+                raise ValueError("label smoothing applies to single-label classification only; set it to 0 for this model")
+            if self._mixup_collator.label_key == "labels":
+                self._mixup_collator.label_key = self.label_key
+            for name in ("mixup_warmup_epochs", "mixup_off_epoch"):
+                value = getattr(args, name)
+                if value != int(value):
+                    raise ValueError(
+                        f"{name}={value}: DataCollatorForMixup switches mixing at epoch starts only; use a whole "
+                        "number of epochs, or mix on the device (no DataCollatorForMixup) for fractional epochs"
+                    )
             if args.dataloader_persistent_workers and (args.mixup_warmup_epochs or args.mixup_off_epoch):
                 logger.warning(
                     "mixup_warmup_epochs / mixup_off_epoch with DataCollatorForMixup and persistent workers: the "
@@ -116,6 +135,11 @@ class MixupTrainer(Trainer):
 
         self.mixer = mixer if mixer is not None else Mixer.from_settings(args, seed=self.mixer_seed)
         if args.mixup_layer:
+            if args.n_gpu > 1:
+                raise ValueError(
+                    "mixup_layer > 0 does not work with DataParallel (several GPUs in one process): each replica "
+                    "sees part of the batch; launch one process per GPU (accelerate launch / torchrun) instead"
+                )
             if self._mixup_collator is not None:
                 raise ValueError("mixup_layer > 0 mixes hidden features on the device; it cannot use DataCollatorForMixup")
             points = mixing_points(self.accelerator.unwrap_model(self.model))
@@ -216,7 +240,7 @@ class MixupTrainer(Trainer):
             self._record_lambda(draw.lam)
 
         if draw is not None and self.args.mixup_layer:
-            with mixing_at(model, self.args.mixup_layer, draw):
+            with mixing_at(self.accelerator.unwrap_model(model), self.args.mixup_layer, draw):
                 outputs = model(**inputs)
         else:
             outputs = model(**inputs)
@@ -228,8 +252,14 @@ class MixupTrainer(Trainer):
                 # num_items_in_batch counts every rank's examples and DDP averages the gradients over ranks.
                 loss = loss * self.accelerator.num_processes
         else:
-            loss = per_example.mean()
-        return (loss, outputs) if return_outputs else loss
+            valid = labels.ne(-100) if (self.problem_type == SINGLE_LABEL and not torch.is_floating_point(labels)) else None
+            loss = per_example[valid].mean() if valid is not None else per_example.mean()
+        if not return_outputs:
+            return loss
+        if not isinstance(outputs, dict):
+            # prediction_step takes outputs[1:] as the logits of a tuple output, expecting the loss first.
+            outputs = (loss, *outputs)
+        return loss, outputs
 
     def _per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor, draw, smoothing: float) -> torch.Tensor:
         if self.problem_type == SINGLE_LABEL:
@@ -239,9 +269,12 @@ class MixupTrainer(Trainer):
                         f"float labels of shape {tuple(labels.shape)} for a {logits.shape[-1]}-class single-label model: "
                         "give class ids [batch] or soft labels [batch, num_labels]"
                     )
-                # Soft labels from DataCollatorForMixup are already smoothed.
-                already_smoothed = self._mixup_collator is not None
-                return losses.soft_target_cross_entropy(logits, labels, 0.0 if already_smoothed else smoothing)
+                # Soft labels from DataCollatorForMixup are already smoothed (and mixed).
+                if self._mixup_collator is not None:
+                    return losses.soft_target_cross_entropy(logits, labels)
+                if draw is not None:
+                    return losses.soft_target_cross_entropy(logits, mix_targets(labels, draw, label_smoothing=smoothing))
+                return losses.soft_target_cross_entropy(logits, labels, smoothing)
             if draw is None:
                 return losses.cross_entropy(logits, labels, smoothing)
             if bool((labels == -100).any()):
@@ -317,7 +350,9 @@ class MixupTrainer(Trainer):
             return
         from .model_card import build_model_card
 
-        card = build_model_card(self, **kwargs)
+        # push_to_hub calls this again with its own arguments: keep what an earlier call said.
+        self._model_card_kwargs = {**getattr(self, "_model_card_kwargs", {}), **{k: v for k, v in kwargs.items() if v is not None}}
+        card = build_model_card(self, **self._model_card_kwargs)
         card.save(os.path.join(self.args.output_dir, "README.md"))
 
 

@@ -31,6 +31,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from hf_mixup import MixupArguments, MixupTrainer
 from hf_mixup.data import OFFLINE_DATASETS, class_names, find_column, load_any_dataset
+from hf_mixup.images import AUGMENTATIONS, EVAL_CROP_PCT, train_transform
 from hf_mixup.models import create_timm_classifier
 
 logger = logging.getLogger("hf_mixup.train")
@@ -56,6 +57,14 @@ class DataArguments:
     image_column_name: str | None = field(default=None, metadata={"help": "Image column (default: image or img)."})
     label_column_name: str | None = field(
         default=None, metadata={"help": "Label column (default: label, labels or fine_label)."}
+    )
+    augmentation: str = field(
+        default="none",
+        metadata={
+            "help": "Training augmentation: none; cifar (pad 4 + random crop, flip); imagenet (random resized crop, "
+            "flip; centre crop at evaluation).",
+            "choices": list(AUGMENTATIONS),
+        },
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation examples."})
@@ -147,7 +156,7 @@ def setup_logging(training_args: MixupArguments) -> None:
 
 
 def load_splits(data_args: DataArguments, seed: int):
-    """(train, eval, image column, label column, class names) from `--dataset_name`."""
+    """(train, eval, eval split name, image column, label column, class names) from `--dataset_name`."""
     raw = load_any_dataset(data_args.dataset_name, data_args.dataset_config_name)
     if data_args.train_split not in raw:
         raise ValueError(f"--train_split {data_args.train_split!r} not in the dataset's splits {list(raw)}")
@@ -165,14 +174,15 @@ def load_splits(data_args: DataArguments, seed: int):
             test_size=data_args.validation_split_percentage / 100.0, seed=seed, stratify_by_column=stratify
         )
         train, evaluation = parts["train"], parts["test"]
+        eval_split = f"{data_args.validation_split_percentage:g}% held out of {data_args.train_split}"
     if data_args.max_train_samples is not None:
         train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
     if data_args.max_eval_samples is not None:
         evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
-    return train, evaluation, image_col, label_col, class_names(train, label_col)
+    return train, evaluation, eval_split, image_col, label_col, class_names(train, label_col)
 
 
-def build_model(model_args: ModelArguments, labels: list[str]):
+def build_model(model_args: ModelArguments, labels: list[str], crop_pct: float = 1.0):
     """A timm architecture wrapped as `TimmWrapperForImageClassification` with timm's own init (its
     `config.json` carries the preprocessing, so `pipeline("image-classification")` works on the
     checkpoint), or an existing checkpoint (path or Hub id)."""
@@ -190,19 +200,31 @@ def build_model(model_args: ModelArguments, labels: list[str]):
         mean=model_args.image_mean,
         std=model_args.image_std,
         model_args=json.loads(model_args.model_kwargs) if model_args.model_kwargs else None,
+        crop_pct=crop_pct,
     )
 
 
-def image_transform(model) -> Any:
-    """The model's evaluation transform (PIL image -> normalised float tensor)."""
+def image_transforms(model, augmentation: str) -> tuple[Any, Any]:
+    """(train, eval) transforms, PIL image -> normalised float tensor. Evaluation uses the checkpoint's
+    own image processor, so `pipeline()` on the saved model preprocesses exactly as evaluation did."""
     from transformers import AutoImageProcessor
 
     if hasattr(model.config, "pretrained_cfg"):
         from transformers import TimmWrapperImageProcessor
 
-        return TimmWrapperImageProcessor(pretrained_cfg=model.config.pretrained_cfg).val_transforms
+        cfg = model.config.pretrained_cfg
+        evaluate = TimmWrapperImageProcessor(pretrained_cfg=cfg).val_transforms
+        size = int(cfg["input_size"][-1])
+        train = train_transform(augmentation, size, cfg["mean"], cfg["std"], evaluate, cfg.get("interpolation", "bilinear"))
+        return train, evaluate
+    if augmentation != "none":
+        raise ValueError("--augmentation needs a timm architecture (--model_name resnet18, preact_resnet18, ...)")
     processor = AutoImageProcessor.from_pretrained(model.name_or_path)
-    return lambda image: processor(image, return_tensors="pt")["pixel_values"][0]
+
+    def evaluate(image):
+        return processor(image, return_tensors="pt")["pixel_values"][0]
+
+    return evaluate, evaluate
 
 
 def attach_transforms(dataset, transform, image_col: str, label_col: str):
@@ -218,16 +240,16 @@ def attach_transforms(dataset, transform, image_col: str, label_col: str):
     return dataset
 
 
-def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, Any]:
-    """The trainer and the evaluation dataset, everything built but nothing trained."""
+def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, Any, str]:
+    """The trainer, the evaluation dataset and its split's name: everything built, nothing trained."""
     set_seed(training_args.seed)
-    train, evaluation, image_col, label_col, labels = load_splits(data_args, training_args.seed)
-    model = build_model(model_args, labels)
-    transform = image_transform(model)
-    attach_transforms(train, transform, image_col, label_col)
-    attach_transforms(evaluation, transform, image_col, label_col)
+    train, evaluation, eval_split, image_col, label_col, labels = load_splits(data_args, training_args.seed)
+    model = build_model(model_args, labels, crop_pct=EVAL_CROP_PCT[data_args.augmentation])
+    train_tf, eval_tf = image_transforms(model, data_args.augmentation)
+    attach_transforms(train, train_tf, image_col, label_col)
+    attach_transforms(evaluation, eval_tf, image_col, label_col)
     trainer = MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation)
-    return trainer, evaluation
+    return trainer, evaluation, eval_split
 
 
 def run_training(trainer: MixupTrainer, training_args: MixupArguments) -> dict[str, float]:
@@ -253,23 +275,23 @@ def run_evaluation(trainer: MixupTrainer, evaluation) -> dict[str, float]:
     return metrics
 
 
-def write_model_card(trainer: MixupTrainer, data_args: DataArguments, metrics: dict[str, float]) -> None:
+def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split: str, metrics: dict[str, float]) -> None:
     offline = data_args.dataset_name in OFFLINE_DATASETS
     trainer.create_model_card(
         dataset_name=data_args.dataset_name,
         dataset_id=None if offline or os.path.isdir(data_args.dataset_name) else data_args.dataset_name,
         metrics={k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")},
-        eval_split=data_args.eval_split or "test",
+        eval_split=eval_split,
     )
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args = parse_args(argv)
     setup_logging(training_args)
-    trainer, evaluation = build_trainer(model_args, data_args, training_args)
+    trainer, evaluation, eval_split = build_trainer(model_args, data_args, training_args)
     metrics = dict(run_training(trainer, training_args))
     metrics.update(run_evaluation(trainer, evaluation))
-    write_model_card(trainer, data_args, metrics)
+    write_model_card(trainer, data_args, eval_split, metrics)
     if training_args.push_to_hub:
         trainer.push_to_hub()
     return metrics

@@ -89,7 +89,7 @@ def test_rerun_resumes_from_the_last_checkpoint(tmp_path):
                       "--logging_steps", "1"]
     train.main(common + ["--max_steps", "2"])
     model_args, data_args, args = train.parse_args(common + ["--max_steps", "4"])
-    trainer, _ = train.build_trainer(model_args, data_args, args)
+    trainer, _, _ = train.build_trainer(model_args, data_args, args)
     train.run_training(trainer, args)
     assert trainer.state.global_step == 4
     steps = [h["step"] for h in trainer.state.log_history if "loss" in h]
@@ -142,7 +142,7 @@ def test_two_gloo_ranks_through_accelerate_launch(tmp_path):
         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
         str(ROOT / "scripts" / "train.py"), "--use_cpu", "true",
         *SMALL, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "4", "--eval_strategy", "no",
-        "--mixup_mode", "elem", "--output_dir", str(out), "--logging_steps", "1",
+        "--mixup_mode", "elem", "--mixup_layer", "2", "--output_dir", str(out), "--logging_steps", "1",
     ]
     done = subprocess.run(command, env=_launch_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
