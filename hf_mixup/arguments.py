@@ -86,6 +86,22 @@ class MixupArguments(TrainingArguments):
         },
     )
 
+    lr_milestones: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Epochs at which the learning rate is multiplied by lr_gamma (a step schedule, as in the paper: "
+            "100 150 for CIFAR, 30 60 80 for ImageNet); replaces lr_scheduler_type when set."
+        },
+    )
+    lr_gamma: float = field(default=0.1, metadata={"help": "Factor applied to the learning rate at each lr_milestones epoch."})
+    warmup_start_factor: float = field(
+        default=0.0,
+        metadata={
+            "help": "With lr_milestones: the learning rate at the first warm-up step, as a fraction of learning_rate "
+            "(0.25 warms up 0.1 -> 0.4 for the ImageNet recipe)."
+        },
+    )
+
     def __post_init__(self):
         self._validate_mixup_fields()
         super().__post_init__()
@@ -118,6 +134,15 @@ class MixupArguments(TrainingArguments):
             raise ValueError("CutMix mixes inputs only: set cutmix_alpha=0 and cutmix_minmax=None with mixup_layer > 0")
         if self.mixup_layer and getattr(self, "gradient_checkpointing", False):
             raise ValueError("mixup_layer > 0 does not work with gradient_checkpointing (recomputed features would not be mixed)")
+        if self.lr_milestones is not None:
+            milestones = list(self.lr_milestones)
+            if not milestones or any(not _is_number(m) or m <= 0 for m in milestones) or milestones != sorted(milestones):
+                raise ValueError(f"lr_milestones must be increasing epochs > 0, got {self.lr_milestones!r}")
+            self.lr_milestones = [float(m) for m in milestones]
+        if not _is_number(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
+            raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma!r}")
+        if not _is_number(self.warmup_start_factor) or not 0 <= self.warmup_start_factor <= 1:
+            raise ValueError(f"warmup_start_factor must be in [0, 1], got {self.warmup_start_factor!r}")
         if self.mixup_off_epoch and self.mixup_off_epoch <= self.mixup_warmup_epochs:
             raise ValueError(
                 f"mixup_off_epoch ({self.mixup_off_epoch}) must be after mixup_warmup_epochs ({self.mixup_warmup_epochs}), "

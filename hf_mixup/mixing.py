@@ -349,13 +349,22 @@ def box_mask(draw: MixDraw, height: int, width: int, device: torch.device | None
     return inside.unsqueeze(1)
 
 
-def mix_inputs(inputs: torch.Tensor, draw: MixDraw) -> torch.Tensor:
+# Above this many elements per example, a loop of per-example lerps (one pass over memory, no gathered
+# copy of the batch) beats gathering the partners first; below it the loop's per-call overhead wins.
+_PER_EXAMPLE_LOOP_NUMEL = 1 << 15
+
+
+def mix_inputs(inputs: torch.Tensor, draw: MixDraw, out: torch.Tensor | None = None) -> torch.Tensor:
     """Mix a batch of inputs with ``draw``; returns a new tensor of the same shape and dtype.
 
     mixup: ``out[i] = lam[i] * x[i] + (1 - lam[i]) * x[index[i]]``; CutMix: ``out[i]`` is ``x[i]``
     with the box taken from ``x[index[i]]``. The caller's tensor is never changed; an identity draw
     returns it as it is. Integer inputs (token ids, raw uint8 pixels) are refused: convert them to
     floats (or mix embeddings) first.
+
+    ``out``: a tensor of the same shape, dtype and device to write into (a workspace reused across
+    steps saves allocating, and on the CPU first-touching, a batch-sized tensor every step); ignored
+    for inputs that require grad (hidden features), which are mixed out of place for autograd.
     """
     _check_batch("inputs", inputs, draw)
     if not torch.is_floating_point(inputs):
@@ -366,6 +375,15 @@ def mix_inputs(inputs: torch.Tensor, draw: MixDraw) -> torch.Tensor:
         )
     if draw.is_identity:
         return inputs
+    if inputs.requires_grad:
+        out = None
+    elif out is not None and (out.shape != inputs.shape or out.dtype != inputs.dtype or out.device != inputs.device):
+        raise ValueError(
+            f"out must match the inputs: shape {tuple(inputs.shape)}, {inputs.dtype} on {inputs.device}; "
+            f"got {tuple(out.shape)}, {out.dtype} on {out.device}"
+        )
+    elif out is not None and out.data_ptr() == inputs.data_ptr():
+        raise ValueError("out must not be the inputs themselves: mixing reads every example while writing")
     device = inputs.device
     index = draw.index.to(device)
     cutmix = draw.use_cutmix is not None and bool(draw.use_cutmix.any())
@@ -377,27 +395,41 @@ def mix_inputs(inputs: torch.Tensor, draw: MixDraw) -> torch.Tensor:
     if cutmix and draw.batch_wide:
         # One box for the whole batch: copy the batch and paste the partners' box region.
         y0, y1, x0, x1 = (int(v) for v in draw.boxes[0])
-        out = inputs.clone()
-        out[..., y0:y1, x0:x1] = inputs[..., y0:y1, x0:x1].index_select(0, index)
-        return out
+        result = out.copy_(inputs) if out is not None else inputs.clone()
+        result[..., y0:y1, x0:x1] = inputs[..., y0:y1, x0:x1].index_select(0, index)
+        return result
+    if not cutmix and not inputs.requires_grad and inputs[0].numel() >= _PER_EXAMPLE_LOOP_NUMEL:
+        result = out if out is not None else torch.empty_like(inputs)
+        for i, (j, lam) in enumerate(zip(draw.index.tolist(), draw.lam.tolist())):
+            torch.lerp(inputs[j], inputs[i], lam, out=result[i])
+        return result
+    if out is not None and not cutmix and (draw.batch_wide or inputs.dtype not in (torch.float16, torch.bfloat16)):
+        torch.index_select(inputs, 0, index, out=out)
+        weight = float(draw.lam[0]) if draw.batch_wide else _weights(draw.lam, inputs)
+        return out.lerp_(inputs, weight)
     partner = inputs.index_select(0, index)
     if not cutmix:
         if draw.batch_wide:
-            return partner.lerp_(inputs, float(draw.lam[0]))
+            return _into(out, partner.lerp_(inputs, float(draw.lam[0])))
         if inputs.dtype in (torch.float16, torch.bfloat16):
             # Per-example weights rounded to 8 bits would disagree with the targets' weights: mix in float32.
-            return partner.float().lerp_(inputs.float(), _weights(draw.lam, partner.float())).to(inputs.dtype)
-        return partner.lerp_(inputs, _weights(draw.lam, inputs))
+            mixed = partner.float().lerp_(inputs.float(), _weights(draw.lam, partner.float()))
+            return _into(out, mixed.to(inputs.dtype))
+        return _into(out, partner.lerp_(inputs, _weights(draw.lam, inputs)))
     # Some examples by CutMix, others by mixup (mode pair/elem with switch_prob).
     use_cutmix = draw.use_cutmix.to(device)
     lam = draw.lam.to(device)
     weight = torch.where(use_cutmix, torch.ones_like(lam), lam)
-    out = torch.lerp(partner.float(), inputs.float(), _weights(weight, partner.float())).to(inputs.dtype)
+    mixed = torch.lerp(partner.float(), inputs.float(), _weights(weight, partner.float())).to(inputs.dtype)
     mask = box_mask(draw, inputs.shape[-2], inputs.shape[-1], device)
     mask = mask.view(mask.shape[0], *([1] * (inputs.ndim - 3)), *mask.shape[-2:])
     cut_rows = use_cutmix.nonzero().squeeze(1)
-    out[cut_rows] = torch.where(mask[cut_rows], partner[cut_rows], inputs[cut_rows])
-    return out
+    mixed[cut_rows] = torch.where(mask[cut_rows], partner[cut_rows], inputs[cut_rows])
+    return _into(out, mixed)
+
+
+def _into(out: torch.Tensor | None, result: torch.Tensor) -> torch.Tensor:
+    return result if out is None else out.copy_(result)
 
 
 def one_hot(class_ids: torch.Tensor, num_classes: int, label_smoothing: float = 0.0) -> torch.Tensor:

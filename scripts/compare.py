@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Print (and optionally write) an ERM vs mixup table from the `all_results.json` of training runs.
+"""Print (and optionally write) an ERM vs mixup table from training runs of scripts/train.py.
 
     python scripts/compare.py --erm runs/digits-erm-seed* --mixup runs/digits-mixup-seed* --output table.md
 
 Each method's figures are the mean and standard deviation over its runs (one run per seed) of the
-final test error, negative log-likelihood and expected calibration error.
+final test error, negative log-likelihood and expected calibration error (`all_results.json`), and of
+the best test error over the per-epoch evaluations (`trainer_state.json`, when the run evaluated
+every epoch on the test split).
 """
 
 from __future__ import annotations
@@ -23,27 +25,38 @@ def read_results(run_dir: str) -> dict:
         return json.load(f)
 
 
-def mean_std(values: list[float]) -> str:
+def best_error(run_dir: str) -> float | None:
+    """Lowest per-epoch evaluation error (%) in the run's log history, or None without evaluations."""
+    path = os.path.join(run_dir, "trainer_state.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        history = json.load(f)["log_history"]
+    errors = [100.0 * (1.0 - h["eval_accuracy"]) for h in history if "eval_accuracy" in h]
+    return min(errors) if errors else None
+
+
+def mean_std(values: list[float], digits: int = 4) -> str:
     if not values:
         return "-"
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.4f} ± {spread:.4f}"
+    return f"{statistics.mean(values):.{digits}f} ± {spread:.{digits}f}"
 
 
 def table(groups: dict[str, list[str]]) -> str:
     lines = [
-        "| method | runs | test error (%) | test NLL | test ECE |",
-        "|---|---|---|---|---|",
+        "| method | runs | final test error (%) | best test error (%) | test NLL | test ECE |",
+        "|---|---|---|---|---|---|",
     ]
     for method, dirs in groups.items():
         results = [read_results(d) for d in dirs]
         error = [100.0 * r["test_error"] for r in results]
+        best = [b for b in (best_error(d) for d in dirs) if b is not None]
         nll = [r["test_nll"] for r in results]
         ece = [r["test_ece"] for r in results]
-        err_mean = statistics.mean(error)
-        err_std = statistics.stdev(error) if len(error) > 1 else 0.0
         lines.append(
-            f"| {method} | {len(results)} | {err_mean:.2f} ± {err_std:.2f} | {mean_std(nll)} | {mean_std(ece)} |"
+            f"| {method} | {len(results)} | {mean_std(error, 2)} | {mean_std(best, 2) if len(best) == len(dirs) else '-'} "
+            f"| {mean_std(nll)} | {mean_std(ece)} |"
         )
     return "\n".join(lines)
 
@@ -55,7 +68,10 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--output", help="also write the table (markdown) to this file")
     args = parser.parse_args(argv)
     text = table({"ERM": sorted(args.erm), "mixup": sorted(args.mixup)})
-    text += "\n\nmean ± standard deviation over runs (seeds); final model after the last epoch.\n"
+    text += (
+        "\n\nmean ± standard deviation over runs (seeds); final: the model after the last epoch; best: the lowest "
+        "error of the per-epoch evaluations on the same test split.\n"
+    )
     print(text)
     if args.output:
         with open(args.output, "w") as f:

@@ -317,3 +317,28 @@ def test_beta_sampler_small_alpha_does_not_underflow():
     samples = sample_beta(0.05, 5000, torch.Generator().manual_seed(1))
     assert not torch.isnan(samples).any()
     assert math.isclose(float(samples.mean()), 0.5, abs_tol=0.03)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+@pytest.mark.parametrize("shape", [(6, 3, 8, 8), (6, 3, 128, 128)], ids=["gathered", "per-example-loop"])
+def test_both_mixing_paths_and_the_out_workspace_agree_with_the_formula(dtype, mode, shape):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+    draw = Mixer(mode=mode, seed=1).draw(shape[0])
+    lam = draw.lam.view(-1, 1, 1, 1).double()
+    expected = (lam * x.double() + (1 - lam) * x.double()[draw.index]).to(dtype)
+    tol = dict(atol=1e-6, rtol=1e-6) if dtype == torch.float32 else dict(atol=2e-2, rtol=1e-2)
+    torch.testing.assert_close(mix_inputs(x, draw), expected, **tol)
+    workspace = torch.full_like(x, float("nan"))
+    result = mix_inputs(x, draw, out=workspace)
+    assert result.data_ptr() == workspace.data_ptr()
+    torch.testing.assert_close(result, expected, **tol)
+
+
+def test_out_workspace_validation():
+    x = torch.randn(4, 3)
+    draw = MixDraw(lam=torch.full((4,), 0.5), index=torch.tensor([1, 2, 3, 0]))
+    with pytest.raises(ValueError, match="out must match"):
+        mix_inputs(x, draw, out=torch.empty(4, 4))
+    with pytest.raises(ValueError, match="not be the inputs"):
+        mix_inputs(x, draw, out=x)

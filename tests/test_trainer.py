@@ -290,3 +290,16 @@ def test_warmup_reaches_the_collator(tmp_path, digits_dataset):
     lam = [h["mixup_lambda"] for h in trainer.state.log_history if "loss" in h]
     assert lam[:4] == [1.0] * 4  # warm-up epoch: the collator leaves batches unmixed
     assert all(v < 1.0 for v in lam[4:])
+
+
+def test_step_schedule_with_warmup_from_a_start_factor(tmp_path, digits_dataset):
+    # 512 examples / batch 128 = 4 steps an epoch; warm-up 4 steps from 0.25 * lr; / 10 at epochs 2 and 3
+    args = make_args(tmp_path, num_train_epochs=4, per_device_train_batch_size=128, learning_rate=0.4,
+                     lr_milestones=[2, 3], warmup_steps=4, warmup_start_factor=0.25)
+    trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset)
+    trainer.train()
+    lrs = [h["learning_rate"] for h in trainer.state.log_history if "learning_rate" in h]
+    expected = [0.1, 0.175, 0.25, 0.325] + [0.4] * 4 + [0.04] * 4 + [0.004] * 4
+    np.testing.assert_allclose(lrs, expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="lr_milestones"):
+        make_args(tmp_path, lr_milestones=[100, 50])

@@ -1,0 +1,69 @@
+"""Every recipe runs a few steps on tiny local data with the real Hub schema of its dataset."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import train  # noqa: E402
+
+pytestmark = pytest.mark.slow
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+def tiny_hub_like(path: Path, image_column: str, label_columns: dict[str, int], size: int, n: int = 8) -> str:
+    """A DatasetDict saved to disk with the columns and feature types of the Hub dataset."""
+    rng = np.random.default_rng(0)
+    features = {image_column: Image()}
+    features.update({name: ClassLabel(num_classes=k) for name, k in label_columns.items()})
+    def split():
+        rows = {image_column: [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(n)]}
+        rows.update({name: [i % k for i in range(n)] for name, k in label_columns.items()})
+        return Dataset.from_dict(rows, features=Features(features))
+    DatasetDict({"train": split(), "test": split()}).save_to_disk(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def local_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hub_like")
+    return {
+        "uoft-cs/cifar10": tiny_hub_like(root / "cifar10", "img", {"label": 10}, 32),
+        "uoft-cs/cifar100": tiny_hub_like(root / "cifar100", "img", {"fine_label": 100, "coarse_label": 20}, 32),
+        "ILSVRC/imagenet-1k": tiny_hub_like(root / "imagenet", "image", {"label": 1000}, 48),
+        "data/fashion_mnist": tiny_hub_like(root / "fmnist", "image", {"label": 10}, 28),
+    }
+
+
+def test_every_paper_setting_has_a_recipe():
+    names = {p.stem for p in RECIPES}
+    for dataset in ("cifar10", "cifar100"):
+        for model in ("preact_resnet18", "wide_resnet28_10", "densenet_bc_190"):
+            assert f"{dataset}_{model}" in names
+    assert "imagenet_resnet50" in names
+    imagenet = yaml.safe_load((ROOT / "recipes" / "imagenet_resnet50.yaml").read_text())
+    assert imagenet["per_device_train_batch_size"] * 8 == 1024
+    assert imagenet["learning_rate"] * imagenet["warmup_start_factor"] == pytest.approx(0.1)
+    assert imagenet["lr_milestones"] == [30, 60, 80] and imagenet["num_train_epochs"] == 90
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_smoke(recipe, local_sets, tmp_path):
+    config = yaml.safe_load(recipe.read_text())
+    _, data_args, args = train.parse_args([str(recipe), "--output_dir", str(tmp_path), "--bf16", "false"])
+    assert args.mixing_enabled and data_args.dataset_name == config["dataset_name"]
+    metrics = train.main([
+        str(recipe), "--dataset_name", local_sets[config["dataset_name"]], "--output_dir", str(tmp_path / "run"),
+        "--max_steps", "2", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+        "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--dataloader_num_workers", "0",
+        "--bf16", "false", "--disable_tqdm", "true",
+    ])
+    assert np.isfinite(metrics["train_loss"]) and "test_accuracy" in metrics
