@@ -30,6 +30,11 @@ class DataCollatorForMixup:
     workers, ranks and epochs. ``MixupTrainer`` evaluates with ``base_collator`` alone: evaluation is
     never mixed.
 
+    Resuming from a checkpoint restores the collator's generator exactly (bit-identical weights) for
+    map-style datasets loaded in the main process (``dataloader_num_workers=0``). With workers, or with
+    an ``IterableDataset`` (whose skipped batches are collated again on resume), the resumed run draws
+    from new seeds; mix on the device (the default) when exact resumption matters.
+
     Example:
 
     ```python

@@ -110,6 +110,20 @@ def run_loop(data, model, batch: int, workers: int, warmup: int) -> float:
     return (steps - warmup) * batch / (time.perf_counter() - start)
 
 
+def run_data_only(data, batch: int, workers: int, warmup: int) -> float:
+    """The input pipeline alone: decode, augment and collate, no model."""
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
+        collate_fn=lambda rows: (torch.stack([r["pixel_values"] for r in rows]), torch.tensor([r["labels"] for r in rows])),
+    )
+    start, steps = None, 0
+    for _ in loader:
+        steps += 1
+        if steps == warmup:
+            start = time.perf_counter()
+    return (steps - warmup) * batch / (time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--examples", type=int, default=8960, help="training images per run (70 steps of 128)")
@@ -120,8 +134,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default="results/bench_pipeline")
     args = parser.parse_args(argv)
     data, model = build(args.examples)
-    rates = {"plain loop": [], "MixupTrainer": []}
+    rates = {"plain loop": [], "MixupTrainer": [], "input pipeline alone": []}
     for r in range(args.rounds):
+        rates["input pipeline alone"].append(run_data_only(data, args.batch_size, args.workers, args.warmup))
         rates["plain loop"].append(run_loop(data, model, args.batch_size, args.workers, args.warmup))
         rates["MixupTrainer"].append(
             run_trainer(data, model, args.batch_size, args.workers, args.warmup, "/tmp/hf_mixup_bench_pipeline")
@@ -137,6 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
         "| loop | images / s | ratio |\n|---|---|---|\n"
         f"| plain PyTorch (official mixup-cifar10 shape) | {median['plain loop']:.0f} | 1.000 |\n"
         f"| MixupTrainer | {median['MixupTrainer']:.0f} | {ratio:.3f} (target >= 0.95) |\n"
+        f"| input pipeline alone (decode, augment, collate; no model) | {median['input pipeline alone']:.0f} | "
+        f"{median['input pipeline alone'] / median['plain loop']:.1f}x the loop |\n"
     )
     print(text)
     os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
