@@ -321,14 +321,20 @@ class MixupTrainer(Trainer):
         return self.lr_scheduler
 
     def _steps_per_epoch(self, num_training_steps: int) -> float:
-        """Optimizer steps per epoch, from the dataset size and the total batch."""
+        """Optimizer steps per epoch, counted as the Trainer counts them: this process's batches
+        (``_train_batch_size`` covers DataParallel and ``auto_find_batch_size``), and a last partial
+        accumulation window counts as a step."""
         try:
             examples = len(self.train_dataset)
         except TypeError:
+            if self.args.max_steps > 0 and self.args.num_train_epochs:
+                logger.warning("lr_milestones with a dataset of unknown length: epochs are taken as max_steps / num_train_epochs")
             return num_training_steps / max(self.args.num_train_epochs, 1e-9)
-        batches = examples / (self.args.per_device_train_batch_size * self.args.world_size)
+        per_process = math.ceil(examples / self.args.world_size)
+        batches = per_process / self._train_batch_size
         batches = math.floor(batches) if self.args.dataloader_drop_last else math.ceil(batches)
-        return max(batches // self.args.gradient_accumulation_steps, 1)
+        accumulation = self.args.gradient_accumulation_steps
+        return max(batches // accumulation + int(batches % accumulation > 0), 1)
 
     # -- logging ------------------------------------------------------------------------------------
     def _record_lambda(self, lam: torch.Tensor) -> None:

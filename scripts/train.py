@@ -227,12 +227,12 @@ def image_transforms(model, augmentation: str) -> tuple[Any, Any]:
     return evaluate, evaluate
 
 
-def attach_transforms(dataset, transform, image_col: str, label_col: str):
-    """Decode and transform images lazily, on access (`set_transform`)."""
+def attach_transforms(dataset, transform, image_col: str, label_col: str, mode: str = "RGB"):
+    """Decode and transform images lazily, on access (`set_transform`); ``mode`` "L" for 1-channel models."""
 
     def apply(batch):
         return {
-            "pixel_values": [transform(image.convert("RGB")) for image in batch[image_col]],
+            "pixel_values": [transform(image.convert(mode)) for image in batch[image_col]],
             "labels": batch[label_col],
         }
 
@@ -246,8 +246,10 @@ def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, A
     train, evaluation, eval_split, image_col, label_col, labels = load_splits(data_args, training_args.seed)
     model = build_model(model_args, labels, crop_pct=EVAL_CROP_PCT[data_args.augmentation])
     train_tf, eval_tf = image_transforms(model, data_args.augmentation)
-    attach_transforms(train, train_tf, image_col, label_col)
-    attach_transforms(evaluation, eval_tf, image_col, label_col)
+    channels = (getattr(model.config, "pretrained_cfg", None) or {}).get("input_size", [3])[0]
+    mode = "L" if channels == 1 else "RGB"
+    attach_transforms(train, train_tf, image_col, label_col, mode)
+    attach_transforms(evaluation, eval_tf, image_col, label_col, mode)
     trainer = MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation)
     return trainer, evaluation, eval_split
 

@@ -158,3 +158,22 @@ def test_trainer_trains_with_hidden_mixing(tmp_path, digits_arrays, layer):
     trainer.train()
     assert all("mixup_lambda" in h for h in trainer.state.log_history if "loss" in h)
     assert not mixing_points(model)[layer - 1]._forward_pre_hooks
+
+
+@pytest.mark.parametrize("name", ["preact_resnet18", "wide_resnet10_2", "densenet_bc_100"])
+def test_timm_conventions_features_only_pooling_and_unknown_arguments(name):
+    features = timm.create_model(name, features_only=True)
+    maps = features(torch.randn(2, 3, 32, 32))
+    assert [m.shape[-1] for m in maps] == [32 // 2**i for i in range(len(maps))]
+    model = timm.create_model(name, num_classes=5, global_pool="catavgmax")
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 5)
+    model.reset_classifier(0, "")
+    assert model.forward_head(model.forward_features(torch.randn(2, 3, 32, 32))).ndim == 4  # unpooled
+    with pytest.raises(TypeError, match="drop_path_rate"):
+        timm.create_model(name, drop_path_rate=0.1)
+
+
+def test_one_channel_models_get_one_channel_normalisation():
+    model = create_timm_classifier("wide_resnet10_2", 10, image_size=28, model_args={"in_chans": 1})
+    assert model.config.pretrained_cfg["input_size"] == [1, 28, 28]
+    assert len(model.config.pretrained_cfg["mean"]) == 1 and len(model.config.pretrained_cfg["std"]) == 1

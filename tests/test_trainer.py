@@ -303,3 +303,13 @@ def test_step_schedule_with_warmup_from_a_start_factor(tmp_path, digits_dataset)
     np.testing.assert_allclose(lrs, expected, rtol=1e-6)
     with pytest.raises(ValueError, match="lr_milestones"):
         make_args(tmp_path, lr_milestones=[100, 50])
+
+
+@pytest.mark.parametrize("accumulation, expected", [(1, 4), (3, 2)])
+def test_steps_per_epoch_counts_like_the_trainer(tmp_path, digits_dataset, accumulation, expected):
+    # 512 examples, batch 128: 4 batches; with accumulation 3, two optimizer steps (the last one partial)
+    args = make_args(tmp_path, per_device_train_batch_size=128, gradient_accumulation_steps=accumulation,
+                     lr_milestones=[1])
+    trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset)
+    assert trainer._steps_per_epoch(100) == expected
+    assert len(trainer.get_train_dataloader()) == 4

@@ -36,12 +36,18 @@ class _CifarNet(nn.Module):
     num_stages: int
 
     def _init_head(self, num_features: int, num_classes: int, global_pool: str, drop_rate: float) -> None:
-        self.num_features = self.head_hidden_size = num_features
+        self.num_features = num_features
         self.num_classes = num_classes
         self.drop_rate = drop_rate
-        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        self.fc = nn.Linear(num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.grad_checkpointing = False
+        self._set_head(num_classes, global_pool)
+
+    def _set_head(self, num_classes: int, global_pool: str) -> None:
+        if not global_pool and num_classes > 0:
+            raise ValueError("global_pool='' (no pooling) needs num_classes=0: the classifier takes pooled features")
+        self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=bool(global_pool))
+        self.head_hidden_size = self.num_features * self.global_pool.feat_mult()
+        self.fc = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
 
     def stages(self) -> list[nn.Module]:
         return [getattr(self, f"layer{i}") for i in range(1, self.num_stages + 1)]
@@ -54,9 +60,7 @@ class _CifarNet(nn.Module):
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
         self.num_classes = num_classes
-        if global_pool is not None:
-            self.global_pool = SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
-        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self._set_head(num_classes, self.global_pool.pool_type if global_pool is None else global_pool)
 
     def _between_stages(self, index: int, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -134,7 +138,6 @@ class PreActResNet(_CifarNet):
         block_drop_rate: float = 0.0,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
-        **kwargs,
     ):
         super().__init__()
         self.num_stages = len(layers)
@@ -187,7 +190,6 @@ class WideResNet(_CifarNet):
         block_drop_rate: float = 0.0,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
-        **kwargs,
     ):
         super().__init__()
         if (depth - 4) % 6:
@@ -252,7 +254,6 @@ class DenseNetBC(_CifarNet):
         in_chans: int = 3,
         drop_rate: float = 0.0,
         global_pool: str = "avg",
-        **kwargs,
     ):
         super().__init__()
         if (depth - 4) % 6:
@@ -322,7 +323,8 @@ default_cfgs = generate_default_cfgs(
 def _create(cls, variant: str, pretrained: bool, **kwargs):
     if pretrained:
         raise ValueError(f"{variant} has no pretrained weights in hf_mixup; use pretrained=False")
-    return build_model_with_cfg(cls, variant, pretrained, feature_cfg=dict(flatten_sequential=True), **kwargs)
+    stages = len(kwargs.get("layers", (2, 2, 2, 2))) if cls is PreActResNet else 3
+    return build_model_with_cfg(cls, variant, pretrained, feature_cfg=dict(out_indices=tuple(range(stages))), **kwargs)
 
 
 @register_model

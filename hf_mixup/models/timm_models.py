@@ -25,6 +25,18 @@ def restore_timm_init(model: TimmWrapperForImageClassification) -> TimmWrapperFo
     return model
 
 
+def _per_channel(values: Sequence[float], channels: int, name: str) -> list[float]:
+    """Normalisation values for ``channels`` channels: as given, or the mean of the defaults repeated."""
+    values = [float(v) for v in values]
+    if len(values) == channels:
+        return values
+    if len(values) == 1:
+        return values * channels
+    if len(values) == 3 and channels != 3:
+        return [sum(values) / 3] * channels
+    raise ValueError(f"image {name} has {len(values)} values for {channels} input channels; give one per channel")
+
+
 def create_timm_classifier(
     architecture: str,
     labels: Sequence[str] | int,
@@ -50,8 +62,8 @@ def create_timm_classifier(
     size = image_size or default.get("input_size", (3, 224, 224))[-1]
     pretrained_cfg = {
         "input_size": [in_chans, size, size],
-        "mean": list(mean or default.get("mean", (0.485, 0.456, 0.406))),
-        "std": list(std or default.get("std", (0.229, 0.224, 0.225))),
+        "mean": _per_channel(mean or default.get("mean", (0.485, 0.456, 0.406)), in_chans, "mean"),
+        "std": _per_channel(std or default.get("std", (0.229, 0.224, 0.225)), in_chans, "std"),
         "interpolation": interpolation,
         "crop_pct": crop_pct,
         "crop_mode": "center",
