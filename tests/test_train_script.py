@@ -156,3 +156,35 @@ def test_two_gloo_ranks_through_accelerate_launch(tmp_path):
     assert state["global_step"] == 4
     assert all("mixup_lambda" in h for h in state["log_history"] if "loss" in h)
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+
+
+def test_hub_ids_go_through_load_dataset_with_the_hub_schema(tmp_path, monkeypatch):
+    """The Hub is out of reach here: stand in for it at `load_dataset`, with the real schema of
+    uoft-cs/cifar100 (img, fine_label, coarse_label), and check the id reaches it and the script
+    picks the right columns."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+
+    import hf_mixup.data
+
+    rng = np.random.default_rng(0)
+    features = Features({"img": Image(), "fine_label": ClassLabel(num_classes=100), "coarse_label": ClassLabel(num_classes=20)})
+    split = lambda: Dataset.from_dict(  # noqa: E731
+        {"img": [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in range(8)],
+         "fine_label": list(range(8)), "coarse_label": [0] * 8},
+        features=features,
+    )
+    calls = []
+
+    def hub(name, config=None, cache_dir=None):
+        calls.append((name, config))
+        return DatasetDict({"train": split(), "test": split()})
+
+    monkeypatch.setattr(hf_mixup.data, "load_dataset", hub)
+    metrics = train.main(SMALL + ["--dataset_name", "uoft-cs/cifar100", "--max_steps", "1", "--eval_strategy", "no",
+                                  "--save_strategy", "no", "--output_dir", str(tmp_path)])
+    assert calls == [("uoft-cs/cifar100", None)]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["num_classes"] == 100 and "test_accuracy" in metrics
+    from huggingface_hub import ModelCard
+
+    assert ModelCard.load(tmp_path / "README.md").data.datasets == ["uoft-cs/cifar100"]
