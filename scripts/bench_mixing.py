@@ -5,7 +5,8 @@
 
 Identical tensors for all three (batch-mode mixup with one lam, alpha 1, inputs and 1000-class
 targets), fp32 and bf16, batch 128 of 3x32x32 and 3x224x224. A plain `copy_` of the batch into a
-preallocated tensor is timed in the same run as the memory-bandwidth reference. timm mixes in place,
+preallocated tensor is timed in the same rounds as the memory-bandwidth reference: every round times
+each candidate once (rotating the order), and each figure is a median over rounds. timm mixes in place,
 so each of its calls gets a fresh copy of the batch made outside the timed region. hf_mixup is timed
 twice: writing into a reused output tensor (what MixupTrainer does on the CPU) and into a new one
 (which, on the CPU, first-touches a batch-sized allocation: the same cost the anchors pay).
@@ -23,18 +24,6 @@ import time
 import torch
 
 from hf_mixup.mixing import Mixer, mix_inputs, mix_targets
-
-
-def median_ms(fn, setup=lambda: None, repeat: int = 30, warmup: int = 3) -> float:
-    times = []
-    for i in range(repeat + warmup):
-        args = setup()
-        start = time.perf_counter()
-        fn(args)
-        elapsed = time.perf_counter() - start
-        if i >= warmup:
-            times.append(elapsed)
-    return statistics.median(times) * 1e3
 
 
 def bench(shape, dtype, num_classes: int = 1000, repeat: int = 30) -> dict:
@@ -66,14 +55,27 @@ def bench(shape, dtype, num_classes: int = 1000, repeat: int = 30) -> dict:
         for i, j in enumerate(partner):
             torch.add(x[j], x[i], out=out[i])
 
-    results = {
-        "copy_": median_ms(lambda _: out.copy_(x), repeat=repeat),
-        "add floor": median_ms(add_floor, repeat=repeat),
-        "hf_mixup": median_ms(run_ours, repeat=repeat),
-        "hf_mixup (workspace)": median_ms(run_ours_workspace, repeat=repeat),
-        "timm Mixup": median_ms(lambda xc: timm_mixup(xc, y), setup=lambda: x.clone(), repeat=repeat),
-        "torchvision MixUp": median_ms(lambda _: tv_mixup(x, y), repeat=repeat),
+    candidates = {
+        "copy_": (lambda _: out.copy_(x), lambda: None),
+        "add floor": (add_floor, lambda: None),
+        "hf_mixup": (run_ours, lambda: None),
+        "hf_mixup (workspace)": (run_ours_workspace, lambda: None),
+        "timm Mixup": (lambda xc: timm_mixup(xc, y), lambda: x.clone()),
+        "torchvision MixUp": (lambda _: tv_mixup(x, y), lambda: None),
     }
+    # Interleaved: every round times each candidate once, so all of them see the same machine state
+    # (memory bandwidth here drifts by 2x between seconds).
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    names = list(candidates)
+    for r in range(repeat + 3):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn, setup = candidates[name]
+            args = setup()
+            start = time.perf_counter()
+            fn(args)
+            if r >= 3:
+                times[name].append(time.perf_counter() - start)
+    results = {name: statistics.median(t) * 1e3 for name, t in times.items()}
     return results
 
 
