@@ -1,0 +1,92 @@
+"""Speech (first part of the speech issue): the spectrogram feature extractor and LeNet / VGG-11."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import hf_mixup  # noqa: F401  (registers the speech models with the Auto classes)
+from hf_mixup import MixupArguments, MixupTrainer
+from hf_mixup.models import SpectrogramFeatureExtractor, SpeechCNNConfig, SpeechCNNForAudioClassification
+
+
+def tone(freq: float, seconds: float = 1.0, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def test_spectrogram_shape_padding_cropping_and_normalisation():
+    fe = SpectrogramFeatureExtractor()
+    assert (fe.n_fft, fe.hop_length, fe.num_frames) == (320, 160, 101)
+    clips = [tone(440), tone(440, 0.5), tone(440, 1.7)]
+    features = fe(clips, sampling_rate=16000, return_tensors="pt")["input_features"]
+    assert features.shape == (3, 1, 160, 101) and features.dtype == torch.float32
+    torch.testing.assert_close(features.mean(dim=(1, 2, 3)), torch.zeros(3), atol=1e-4, rtol=0)
+    torch.testing.assert_close(features.std(dim=(1, 2, 3)), torch.ones(3), atol=1e-3, rtol=0)
+    # a 440 Hz tone peaks in bin 440 / (16000 / 320) = 8.8 -> bin 9
+    assert int(features[0, 0, :, 50].argmax()) == 9
+    # the half-second clip is zero-padded: its second half is silence (the lowest value)
+    assert float(features[1, 0, :, 80].max()) < float(features[1, 0, :, 20].max())
+    single = fe(tone(440), sampling_rate=16000, return_tensors="pt")["input_features"]
+    torch.testing.assert_close(single[0], features[0])
+
+
+def test_refuses_wrong_rate_and_stereo_or_resamples():
+    fe = SpectrogramFeatureExtractor()
+    with pytest.raises(ValueError, match="expects 16000 Hz"):
+        fe(tone(440, rate=22050), sampling_rate=22050)
+    with pytest.raises(ValueError, match="mono"):
+        fe([np.stack([tone(440), tone(440)])], sampling_rate=16000)
+    resampled = fe(tone(440, rate=22050, seconds=1.0), sampling_rate=22050, resample=True, return_tensors="pt")
+    assert int(resampled["input_features"][0, 0, :, 50].argmax()) == 9
+
+
+def test_save_load_and_auto_classes(tmp_path):
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModelForAudioClassification, pipeline
+
+    fe = SpectrogramFeatureExtractor()
+    labels = ["low", "high"]
+    model = SpeechCNNForAudioClassification(
+        SpeechCNNConfig(architecture="lenet", num_labels=2, id2label=dict(enumerate(labels)),
+                        label2id={n: i for i, n in enumerate(labels)})
+    ).eval()
+    model.save_pretrained(tmp_path)
+    fe.save_pretrained(tmp_path)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(tmp_path), SpectrogramFeatureExtractor)
+    assert AutoConfig.from_pretrained(tmp_path).architecture == "lenet"
+    loaded = AutoModelForAudioClassification.from_pretrained(tmp_path).eval()
+    x = fe(tone(300), sampling_rate=16000, return_tensors="pt")["input_features"]
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).logits, loaded(x).logits, atol=1e-6, rtol=1e-5)
+    scores = pipeline("audio-classification", model=str(tmp_path))({"raw": tone(300), "sampling_rate": 16000}, top_k=2)
+    assert {s["label"] for s in scores} == set(labels) and abs(sum(s["score"] for s in scores) - 1) < 1e-5
+
+
+@pytest.mark.parametrize("architecture, params", [("lenet", 20.39e6), ("vgg11", 9.24e6)])
+def test_models_take_160x101_spectrograms(architecture, params):
+    model = SpeechCNNForAudioClassification(SpeechCNNConfig(architecture=architecture, num_labels=30))
+    assert abs(sum(p.numel() for p in model.parameters()) - params) / params < 0.01
+    assert model(torch.randn(2, 1, 160, 101)).logits.shape == (2, 30)
+    with pytest.raises(ValueError, match="architecture"):
+        SpeechCNNConfig(architecture="resnet")
+
+
+@pytest.mark.slow
+def test_mixup_trainer_mixes_spectrograms(tmp_path):
+    from datasets import Dataset
+
+    fe = SpectrogramFeatureExtractor()
+    rng = np.random.default_rng(0)
+    freqs = rng.choice([300.0, 2000.0], size=32)
+    waves = [tone(f) + 0.05 * rng.standard_normal(16000).astype(np.float32) for f in freqs]
+    features = fe(waves, sampling_rate=16000, return_tensors="np")["input_features"]
+    data = Dataset.from_dict({"input_features": features, "labels": (freqs > 1000).astype(int)}).with_format("torch")
+    model = SpeechCNNForAudioClassification(SpeechCNNConfig(architecture="lenet", num_labels=2))
+    args = MixupArguments(output_dir=str(tmp_path), mixup_alpha=0.2, max_steps=3, per_device_train_batch_size=8,
+                          report_to="none", logging_steps=1, save_strategy="no", disable_tqdm=True,
+                          mixup_mode="elem")
+    trainer = MixupTrainer(model=model, args=args, train_dataset=data, eval_dataset=data)
+    trainer.train()
+    assert all("mixup_lambda" in h for h in trainer.state.log_history if "loss" in h)
+    assert {"eval_accuracy", "eval_nll", "eval_ece"} <= trainer.evaluate().keys()
