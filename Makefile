@@ -8,7 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # Debian packages the tests and recipes need (installed with apt-get when running as root).
-APT_PACKAGES ?= dataset-fashion-mnist
+APT_PACKAGES ?= dataset-fashion-mnist espeak-ng sox ffmpeg
 SEEDS ?= 1 2 3
 LAUNCH := $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
 	--num_cpu_threads_per_process $(shell nproc)

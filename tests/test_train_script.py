@@ -126,6 +126,14 @@ def test_bad_columns_get_clear_errors(tmp_path):
         train.main(SMALL + ["--label_column_name", "target", "--output_dir", str(tmp_path)])
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _launch_env() -> dict:
     env = dict(os.environ)
     env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="1")
@@ -139,7 +147,7 @@ def test_two_gloo_ranks_through_accelerate_launch(tmp_path):
     out = tmp_path / "ddp"
     command = [
         str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
         str(ROOT / "scripts" / "train.py"), "--use_cpu", "true",
         *SMALL, "--max_steps", "4", "--save_strategy", "steps", "--save_steps", "4", "--eval_strategy", "no",
         "--mixup_mode", "elem", "--mixup_layer", "2", "--output_dir", str(out), "--logging_steps", "1",
