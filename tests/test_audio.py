@@ -90,3 +90,35 @@ def test_mixup_trainer_mixes_spectrograms(tmp_path):
     trainer.train()
     assert all("mixup_lambda" in h for h in trainer.state.log_history if "loss" in h)
     assert {"eval_accuracy", "eval_nll", "eval_ece"} <= trainer.evaluate().keys()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["ast", "wav2vec2"])
+def test_transformers_audio_models_train_unchanged(tmp_path, family):
+    """Audio-classification models of transformers, built from small configs, under MixupTrainer."""
+    from datasets import Dataset
+    from transformers import ASTConfig, ASTForAudioClassification, Wav2Vec2Config, Wav2Vec2ForSequenceClassification
+
+    rng = np.random.default_rng(0)
+    freqs = rng.choice([300.0, 2000.0], size=16)
+    labels = (freqs > 1000).astype(int)
+    if family == "ast":
+        config = ASTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                           num_mel_bins=32, max_length=48, num_labels=2)
+        model = ASTForAudioClassification(config)
+        inputs = rng.standard_normal((16, 48, 32)).astype(np.float32) + labels[:, None, None]
+    else:
+        config = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                                conv_dim=(16, 16), conv_stride=(5, 4), conv_kernel=(10, 8), num_feat_extract_layers=2,
+                                num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4, num_labels=2,
+                                mask_time_prob=0.0)
+        model = Wav2Vec2ForSequenceClassification(config)
+        inputs = np.stack([tone(f, 0.25) for f in freqs])
+    data = Dataset.from_dict({"input_values": inputs, "labels": labels}).with_format("torch")
+    args = MixupArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, report_to="none",
+                          logging_steps=1, save_strategy="no", disable_tqdm=True)
+    trainer = MixupTrainer(model=model, args=args, train_dataset=data, eval_dataset=data)
+    trainer.train()
+    assert all("mixup_lambda" in h and np.isfinite(h["loss"]) for h in trainer.state.log_history if "loss" in h)
+    assert "eval_accuracy" in trainer.evaluate()
+    assert model.config.problem_type is None
