@@ -113,6 +113,18 @@ def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str |
     return load_dataset(name, config_name, cache_dir=cache_dir)
 
 
+def save_dataset(build: Callable[[], DatasetDict], output: str) -> str:
+    """Build a DatasetDict, save it to ``output`` with `save_to_disk`, and say what was written."""
+    import time
+
+    start = time.perf_counter()
+    dataset = build()
+    dataset.save_to_disk(output)
+    sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
+    print(f"wrote {output} ({sizes}) in {time.perf_counter() - start:.1f} s")
+    return output
+
+
 def find_column(dataset: Dataset, preferred: str | None, candidates: tuple[str, ...], what: str) -> str:
     """The column named ``preferred``, or the first of ``candidates`` present; a clear error otherwise."""
     columns = dataset.column_names

@@ -12,8 +12,8 @@ Clips: 31 x (train + validation + test speakers) x utterances; about 100 clips a
 from __future__ import annotations
 
 import argparse
-import time
 
+from hf_mixup.data import save_dataset
 from hf_mixup.speech_data import build_speech_commands
 
 
@@ -26,14 +26,12 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--utterances", type=int, default=2, help="utterances of each word per speaker")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    dataset = build_speech_commands(
-        args.train_speakers, args.validation_speakers, args.test_speakers, args.utterances, args.seed
+    return save_dataset(
+        lambda: build_speech_commands(
+            args.train_speakers, args.validation_speakers, args.test_speakers, args.utterances, args.seed
+        ),
+        args.output,
     )
-    dataset.save_to_disk(args.output)
-    sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
-    print(f"wrote {args.output} ({sizes}) in {time.perf_counter() - start:.1f} s")
-    return args.output
 
 
 if __name__ == "__main__":

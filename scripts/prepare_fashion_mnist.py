@@ -10,9 +10,8 @@ the schema of the Hub dataset `zalando-datasets/fashion_mnist` (`image`, `label`
 from __future__ import annotations
 
 import argparse
-import time
 
-from hf_mixup.data import FASHION_MNIST_DIR, load_fashion_mnist
+from hf_mixup.data import FASHION_MNIST_DIR, load_fashion_mnist, save_dataset
 
 
 def main(argv: list[str] | None = None) -> str:
@@ -21,12 +20,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--output", default="data/fashion_mnist", help="where to save the DatasetDict")
     parser.add_argument("--limit", type=int, default=None, help="keep only the first N images of each split")
     args = parser.parse_args(argv)
-    start = time.perf_counter()
-    dataset = load_fashion_mnist(args.source, limit=args.limit)
-    dataset.save_to_disk(args.output)
-    sizes = ", ".join(f"{name} {len(split)}" for name, split in dataset.items())
-    print(f"wrote {args.output} ({sizes}) in {time.perf_counter() - start:.1f} s")
-    return args.output
+    return save_dataset(lambda: load_fashion_mnist(args.source, limit=args.limit), args.output)
 
 
 if __name__ == "__main__":
