@@ -42,7 +42,9 @@ train: setup
 	$(PY) scripts/compare.py --erm runs/digits-erm-seed* --mixup runs/digits-mixup-seed* --output runs/digits-comparison.md
 
 bench: setup
-	$(PY) scripts/bench_overhead.py
+	$(PY) scripts/bench_overhead.py --rounds 12
+	$(PY) scripts/bench_mixing.py --repeat 40
+	$(PY) scripts/bench_pipeline.py
 
 clean:
 	rm -rf runs .pytest_cache
