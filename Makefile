@@ -43,7 +43,7 @@ train: setup
 
 bench: setup
 	$(PY) scripts/bench_overhead.py --rounds 12
-	$(PY) scripts/bench_mixing.py --repeat 40
+	$(PY) scripts/bench_mixing.py
 	$(PY) scripts/bench_pipeline.py
 
 clean:

@@ -81,7 +81,7 @@ def bench(shape, dtype, num_classes: int = 1000, repeat: int = 30) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--output", default="results/bench_mixing")
     args = parser.parse_args(argv)
     rows, raw = [], {}
