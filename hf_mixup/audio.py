@@ -133,3 +133,20 @@ class SpectrogramFeatureExtractor(SequenceFeatureExtractor):
         else:
             raise ValueError(f"return_tensors must be 'pt', 'np' or None, got {return_tensors!r}")
         return BatchFeature(data, tensor_type=return_tensors)
+
+
+def spectrogram_post_mix(
+    feature_extractor: SpectrogramFeatureExtractor, input_key: str = "input_values", output_key: str = "input_features"
+):
+    """A ``post_mix`` for `DataCollatorForMixup`: the (mixed) waveforms under ``input_key``, ``[batch,
+    samples]`` at the extractor's sampling rate, become spectrograms under ``output_key``."""
+
+    def to_spectrograms(batch: dict) -> dict:
+        waves = batch.pop(input_key)
+        if isinstance(waves, torch.Tensor):
+            waves = waves.float().numpy()
+        features = feature_extractor(waves, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt")
+        batch[output_key] = features["input_features"]
+        return batch
+
+    return to_spectrograms

@@ -27,8 +27,13 @@ class DataCollatorForMixup:
     Draws come from the collator's own generator, seeded from ``seed`` and ``rank`` (filled in from the
     trainer's arguments when left ``None``); inside DataLoader workers the generator is reseeded from
     the worker's seed, which the DataLoader draws anew for every epoch, so draws differ between
-    workers, ranks and epochs. ``MixupTrainer`` evaluates with ``base_collator`` alone: evaluation is
-    never mixed.
+    workers, ranks and epochs. ``MixupTrainer`` evaluates with ``base_collator`` (and ``post_mix``)
+    alone: evaluation is never mixed.
+
+    ``post_mix`` transforms the batch after mixing, for evaluation too: with a waveform dataset and
+    :func:`hf_mixup.audio.spectrogram_post_mix`, waveforms are mixed, then turned into spectrograms
+    (waveform-level mixing); with features computed by the dataset or ``base_collator``, the
+    spectrograms themselves are mixed (the paper's default).
 
     Resuming from a checkpoint restores the collator's generator exactly (bit-identical weights) for
     map-style datasets loaded in the main process (``dataloader_num_workers=0``). With workers, or with
@@ -63,6 +68,7 @@ class DataCollatorForMixup:
     rank: int | None = None
     label_key: str = "labels"
     input_keys: Sequence[str] | None = None
+    post_mix: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     mixing_active: bool = field(default=True, repr=False)
 
     def __post_init__(self):
@@ -124,7 +130,8 @@ class DataCollatorForMixup:
     # -- collation ----------------------------------------------------------------------------------
     def unmixed(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         """The base collator's batch, with the labels as class ids (used for evaluation)."""
-        return self.base_collator(features)
+        batch = self.base_collator(features)
+        return self.post_mix(dict(batch)) if self.post_mix is not None else batch
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         batch = dict(self.base_collator(features))
@@ -160,7 +167,7 @@ class DataCollatorForMixup:
         if in_main_process:
             mixed[MIXUP_DRAW_KEY] = self._draw_count
             self._draw_count += 1
-        return mixed
+        return self.post_mix(mixed) if self.post_mix is not None else mixed
 
     def set_epoch(self, epoch: float, active: bool) -> None:
         """Called by the trainer at each epoch start: whether this epoch is mixed (warm-up / off epoch)."""

@@ -122,3 +122,50 @@ def test_transformers_audio_models_train_unchanged(tmp_path, family):
     assert all("mixup_lambda" in h and np.isfinite(h["loss"]) for h in trainer.state.log_history if "loss" in h)
     assert "eval_accuracy" in trainer.evaluate()
     assert model.config.problem_type is None
+
+
+def test_waveform_level_and_spectrogram_level_mixing():
+    from hf_mixup import DataCollatorForMixup
+    from hf_mixup.audio import spectrogram_post_mix
+    from hf_mixup.collator import MIXUP_LAMBDA_KEY
+
+    fe = SpectrogramFeatureExtractor()
+    waves = [tone(300), tone(2000), tone(700), tone(1200)]
+    rows = [{"input_values": torch.from_numpy(w), "label": i % 2} for i, w in enumerate(waves)]
+    collator = DataCollatorForMixup(num_labels=2, mixup_mode="elem", seed=0, rank=0,
+                                    post_mix=spectrogram_post_mix(fe))
+    batch = collator(rows)
+    lam = batch[MIXUP_LAMBDA_KEY]
+    assert batch["input_features"].shape == (4, 1, 160, 101) and "input_values" not in batch
+    # the spectrogram of the mixed waveform, not a mix of spectrograms
+    stacked = torch.stack([torch.from_numpy(w) for w in waves])
+    replay = DataCollatorForMixup(num_labels=2, mixup_mode="elem", seed=0, rank=0)(rows)
+    expected = fe(replay["input_values"].numpy(), sampling_rate=16000, return_tensors="pt")["input_features"]
+    torch.testing.assert_close(batch["input_features"], expected)
+    assert not torch.allclose(replay["input_values"], stacked)  # the waveforms were mixed
+    assert bool((lam < 1).all())
+    # evaluation: the same transform, no mixing
+    clean = collator.unmixed(rows)
+    torch.testing.assert_close(clean["input_features"], fe(stacked.numpy(), sampling_rate=16000, return_tensors="pt")["input_features"])
+
+
+@pytest.mark.slow
+def test_trainer_with_waveform_level_mixing(tmp_path):
+    from datasets import Dataset
+
+    from hf_mixup import DataCollatorForMixup
+    from hf_mixup.audio import spectrogram_post_mix
+
+    rng = np.random.default_rng(1)
+    freqs = rng.choice([300.0, 2000.0], size=16)
+    data = Dataset.from_dict({"input_values": np.stack([tone(f) for f in freqs]), "label": (freqs > 1000).astype(int)})
+    model = SpeechCNNForAudioClassification(SpeechCNNConfig(architecture="lenet", num_labels=2))
+    # the dataset's column (input_values) is not a forward argument of the model: keep it for the collator
+    args = MixupArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, report_to="none",
+                          logging_steps=1, save_strategy="no", disable_tqdm=True, remove_unused_columns=False)
+    collator = DataCollatorForMixup(post_mix=spectrogram_post_mix(SpectrogramFeatureExtractor()))
+    trainer = MixupTrainer(model=model, args=args, train_dataset=data.with_format("torch"),
+                           eval_dataset=data.with_format("torch"), data_collator=collator)
+    trainer.train()
+    assert all("mixup_lambda" in h for h in trainer.state.log_history if "loss" in h)
+    assert "eval_accuracy" in trainer.evaluate()
