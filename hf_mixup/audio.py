@@ -68,7 +68,8 @@ class SpectrogramFeatureExtractor(SequenceFeatureExtractor):
     def num_frames(self) -> int:
         return 1 + self.num_samples // self.hop_length
 
-    def _to_clips(self, raw_speech, sampling_rate: int | None, resample: bool) -> np.ndarray:
+    def to_clips(self, raw_speech, sampling_rate: int | None = None, resample: bool = False) -> np.ndarray:
+        """Mono waveforms as a ``[batch, num_samples]`` float32 array: checked, resampled if asked, padded or cropped."""
         if isinstance(raw_speech, torch.Tensor):
             raw_speech = raw_speech.numpy()
         if isinstance(raw_speech, np.ndarray) and raw_speech.ndim == 2:
@@ -117,7 +118,7 @@ class SpectrogramFeatureExtractor(SequenceFeatureExtractor):
 
         ``sampling_rate`` should be given; a different rate is refused unless ``resample=True``.
         """
-        waves = torch.from_numpy(self._to_clips(raw_speech, sampling_rate, resample))
+        waves = torch.from_numpy(self.to_clips(raw_speech, sampling_rate, resample))
         window = torch.hann_window(self.n_fft, dtype=torch.float32)
         spec = torch.stft(waves, n_fft=self.n_fft, hop_length=self.hop_length, window=window, center=True,
                           return_complex=True)
@@ -150,3 +151,15 @@ def spectrogram_post_mix(
         return batch
 
     return to_spectrograms
+
+
+def decode_audio(value) -> tuple[np.ndarray, int]:
+    """(mono float32 waveform, sampling rate) from a `datasets` Audio value: a torchcodec decoder
+    (datasets 4+) or a dict with ``array`` and ``sampling_rate``. Channels are averaged."""
+    if hasattr(value, "get_all_samples"):
+        samples = value.get_all_samples()
+        return samples.data.float().mean(dim=0).numpy(), int(samples.sample_rate)
+    if isinstance(value, dict) and "array" in value:
+        array = np.asarray(value["array"], dtype=np.float32)
+        return (array.mean(axis=0) if array.ndim == 2 else array), int(value["sampling_rate"])
+    raise ValueError(f"cannot read audio from a {type(value).__name__}: expected a datasets Audio value")

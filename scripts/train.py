@@ -54,7 +54,16 @@ class DataArguments:
     validation_split_percentage: float = field(
         default=10.0, metadata={"help": "Held-out share of the train split (%) when the dataset has no eval split."}
     )
-    image_column_name: str | None = field(default=None, metadata={"help": "Image column (default: image or img)."})
+    image_column_name: str | None = field(
+        default=None, metadata={"help": "Image or audio column (default: image, img or audio)."}
+    )
+    mixing_level: str = field(
+        default="spectrogram",
+        metadata={
+            "help": "Audio only: mix the spectrograms (the paper's default) or the waveforms before the spectrograms.",
+            "choices": ["spectrogram", "waveform"],
+        },
+    )
     label_column_name: str | None = field(
         default=None, metadata={"help": "Label column (default: label, labels or fine_label)."}
     )
@@ -161,7 +170,7 @@ def load_splits(data_args: DataArguments, seed: int):
     if data_args.train_split not in raw:
         raise ValueError(f"--train_split {data_args.train_split!r} not in the dataset's splits {list(raw)}")
     train = raw[data_args.train_split]
-    image_col = find_column(train, data_args.image_column_name, ("image", "img"), "image")
+    image_col = find_column(train, data_args.image_column_name, ("image", "img", "audio"), "image")
     label_col = find_column(train, data_args.label_column_name, ("label", "labels", "fine_label"), "label")
     eval_split = data_args.eval_split or next((s for s in ("test", "validation") if s in raw), None)
     if eval_split is not None:
@@ -240,10 +249,56 @@ def attach_transforms(dataset, transform, image_col: str, label_col: str, mode: 
     return dataset
 
 
+SPEECH_MODELS = ("lenet", "vgg11")
+
+
+def build_speech_trainer(model_args, data_args, training_args, train, evaluation, audio_col, label_col, labels):
+    """Speech: the paper's spectrograms, mixed as spectrograms (on the device) or as waveforms (in the
+    collator, before the spectrograms are computed)."""
+    from transformers import AutoModelForAudioClassification
+
+    from hf_mixup import DataCollatorForMixup
+    from hf_mixup.audio import SpectrogramFeatureExtractor, decode_audio, spectrogram_post_mix
+    from hf_mixup.models import SpeechCNNConfig, SpeechCNNForAudioClassification
+
+    id2label = dict(enumerate(labels))
+    if model_args.model_name in SPEECH_MODELS:
+        config = SpeechCNNConfig(architecture=model_args.model_name, num_labels=len(labels), id2label=id2label,
+                                 label2id={n: i for i, n in id2label.items()})
+        model = SpeechCNNForAudioClassification(config)
+    else:
+        model = AutoModelForAudioClassification.from_pretrained(
+            model_args.model_name, num_labels=len(labels), id2label=id2label,
+            label2id={n: i for i, n in id2label.items()}, ignore_mismatched_sizes=True,
+        )
+    extractor = SpectrogramFeatureExtractor()
+    waveform_level = data_args.mixing_level == "waveform"
+
+    def apply(batch):
+        decoded = [decode_audio(value) for value in batch[audio_col]]
+        clips = [extractor.to_clips(wave, rate, resample=True)[0] for wave, rate in decoded]
+        if waveform_level:
+            return {"input_values": [torch.from_numpy(c) for c in clips], "labels": batch[label_col]}
+        features = extractor(clips, sampling_rate=extractor.sampling_rate, return_tensors="pt")["input_features"]
+        return {"input_features": list(features), "labels": batch[label_col]}
+
+    train.set_transform(apply)
+    evaluation.set_transform(apply)
+    collator = None
+    if waveform_level:
+        collator = DataCollatorForMixup.from_args(training_args, post_mix=spectrogram_post_mix(extractor))
+    trainer = MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
+                           data_collator=collator, processing_class=extractor)
+    return trainer
+
+
 def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, Any, str]:
     """The trainer, the evaluation dataset and its split's name: everything built, nothing trained."""
     set_seed(training_args.seed)
     train, evaluation, eval_split, image_col, label_col, labels = load_splits(data_args, training_args.seed)
+    if isinstance(train.features[image_col], datasets.Audio):
+        trainer = build_speech_trainer(model_args, data_args, training_args, train, evaluation, image_col, label_col, labels)
+        return trainer, evaluation, eval_split
     model = build_model(model_args, labels, crop_pct=EVAL_CROP_PCT[data_args.augmentation])
     train_tf, eval_tf = image_transforms(model, data_args.augmentation)
     channels = (getattr(model.config, "pretrained_cfg", None) or {}).get("input_size", [3])[0]
@@ -284,6 +339,7 @@ def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split
         dataset_id=None if offline or os.path.isdir(data_args.dataset_name) else data_args.dataset_name,
         metrics={k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")},
         eval_split=eval_split,
+        modality="audio" if trainer.model.main_input_name in ("input_features", "input_values") else "image",
     )
 
 
