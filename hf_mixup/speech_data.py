@@ -126,6 +126,8 @@ def build_speech_commands(
     bar = tqdm(total=total, desc="synthesising clips", disable=not progress)
     splits = {}
     for split_index, (split, voices) in enumerate(split_speakers.items()):
+        if not voices:
+            continue  # a split with no speakers is left out rather than saved empty
         rows = {name: [] for name in features}
         for voice_index, voice in enumerate(voices):
             for label, word in enumerate(SPEECH_COMMANDS_LABELS):

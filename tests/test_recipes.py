@@ -40,7 +40,16 @@ def local_sets(tmp_path_factory):
         "uoft-cs/cifar100": tiny_hub_like(root / "cifar100", "img", {"fine_label": 100, "coarse_label": 20}, 32),
         "ILSVRC/imagenet-1k": tiny_hub_like(root / "imagenet", "image", {"label": 1000}, 48),
         "data/fashion_mnist": tiny_hub_like(root / "fmnist", "image", {"label": 10}, 28),
+        "google/speech_commands": tiny_speech(root / "speech"),
     }
+
+
+def tiny_speech(path: Path) -> str:
+    """The synthetic keyword set (schema of google/speech_commands v0.01) with a validation split."""
+    from hf_mixup.speech_data import build_speech_commands
+
+    build_speech_commands(1, 1, 1, 1, progress=False).save_to_disk(str(path))
+    return str(path)
 
 
 def test_every_paper_setting_has_a_recipe():
