@@ -45,6 +45,7 @@ bench: setup
 	$(PY) scripts/bench_overhead.py --rounds 12
 	$(PY) scripts/bench_mixing.py
 	$(PY) scripts/bench_pipeline.py
+	$(PY) scripts/bench_speech.py
 
 clean:
 	rm -rf runs .pytest_cache
