@@ -23,28 +23,14 @@ import json
 import os
 import platform
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
-from transformers import TimmWrapperConfig, TimmWrapperForImageClassification, TrainerCallback
+from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+from bench_common import StepTimer
 
 from hf_mixup import DataCollatorForMixup, MixupArguments, MixupTrainer
-
-
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.times: list[float] = []
-        self._last = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._last = None
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.perf_counter()
-        if self._last is not None:
-            self.times.append(now - self._last)
-        self._last = now
 
 
 class Digits32(torch.utils.data.Dataset):

@@ -20,7 +20,9 @@ import time
 
 import numpy as np
 import torch
-from transformers import ASTFeatureExtractor, TrainerCallback, WhisperFeatureExtractor
+from transformers import ASTFeatureExtractor, WhisperFeatureExtractor
+
+from bench_common import StepTimer
 
 from hf_mixup import MixupArguments, MixupTrainer
 from hf_mixup.models import SpectrogramFeatureExtractor, SpeechCNNConfig, SpeechCNNForAudioClassification
@@ -33,20 +35,6 @@ def clips_per_second(extract, clips, rounds: int = 5) -> float:
         extract(clips)
         times.append(time.perf_counter() - start)
     return len(clips) / statistics.median(times)
-
-
-class StepTimer(TrainerCallback):
-    def __init__(self):
-        self.times, self._last = [], None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self._last = None
-
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.perf_counter()
-        if self._last is not None:
-            self.times.append(now - self._last)
-        self._last = now
 
 
 def main(argv: list[str] | None = None) -> dict:

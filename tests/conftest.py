@@ -48,6 +48,20 @@ def digits_dataset(digits_arrays):
     return ds.with_format("torch")
 
 
+@pytest.fixture(scope="session")
+def synthetic_keywords(tmp_path_factory) -> str:
+    """A small synthetic keyword set (2 / 1 / 1 speakers, 31 labels), saved to disk; built once."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import make_speech_commands
+
+    out = tmp_path_factory.mktemp("speech") / "synth"
+    return make_speech_commands.main(["--output", str(out), "--train_speakers", "2", "--validation_speakers", "1",
+                                      "--test_speakers", "1", "--utterances", "1", "--seed", "0"])
+
+
 def tiny_resnet(num_labels: int = 10, **kwargs):
     """A timm ResNet-18 with narrow stages, as `TimmWrapperForImageClassification` (with BatchNorm)."""
     from transformers import TimmWrapperConfig, TimmWrapperForImageClassification

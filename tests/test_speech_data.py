@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from datasets import Audio, ClassLabel
@@ -13,20 +10,12 @@ from hf_mixup.data import load_any_dataset
 from hf_mixup.models import SpectrogramFeatureExtractor
 from hf_mixup.speech_data import SPEECH_COMMANDS_LABELS, build_speech_commands
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    import make_speech_commands
-
-    out = tmp_path_factory.mktemp("speech") / "synth"
-    make_speech_commands.main(["--output", str(out), "--train_speakers", "2", "--validation_speakers", "1",
-                               "--test_speakers", "1", "--utterances", "1", "--seed", "0"])
-    return load_any_dataset(str(out))
+def tiny(synthetic_keywords):
+    return load_any_dataset(synthetic_keywords)
 
 
 def samples(row) -> np.ndarray:

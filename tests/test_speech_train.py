@@ -18,17 +18,9 @@ import train  # noqa: E402
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def keywords(tmp_path_factory):
-    import make_speech_commands
-
-    out = tmp_path_factory.mktemp("kw") / "synth"
-    return make_speech_commands.main(["--output", str(out), "--train_speakers", "2", "--validation_speakers", "1",
-                                      "--test_speakers", "1", "--utterances", "1"])
-
-
 @pytest.mark.parametrize("level", ["spectrogram", "waveform"])
-def test_train_speech_and_classify_a_wav_file(keywords, tmp_path, level):
+def test_train_speech_and_classify_a_wav_file(synthetic_keywords, tmp_path, level):
+    keywords = synthetic_keywords
     from scipy.io import wavfile
     from transformers import pipeline
 
