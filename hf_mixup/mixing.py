@@ -156,8 +156,9 @@ class Mixer:
         generator: an existing CPU generator to draw from.
 
     With both alphas 0 and no ``cutmix_minmax`` the mixer is off: every draw is the identity.
-    Partners are a random cyclic permutation of the batch (no example is its own partner), so any
-    batch size works; a batch of one is returned unchanged.
+    Partners (modes batch and elem) are the batch rolled by a random shift in ``[1, B - 1]``, so no
+    example is its own partner and any batch size works; a batch of one is returned unchanged. This
+    relies on the batch being shuffled, as the Trainer's loader does; mode pair draws a random matching.
     """
 
     def __init__(
@@ -291,12 +292,13 @@ class Mixer:
         return MixDraw(lam, index, use_cutmix if self.cutmix_enabled else None, boxes)
 
     def _partners(self, batch_size: int) -> torch.Tensor:
-        """A random permutation without fixed points: a random cycle through the whole batch, so no
-        example is its own partner (a plain ``randperm`` leaves each one unmixed with probability 1 / B)."""
-        order = torch.randperm(batch_size, generator=self.generator)
-        index = torch.empty_like(order)
-        index[order] = order.roll(-1)
-        return index
+        """Partners without fixed points: the batch rolled by a random shift ``s`` in ``[1, B - 1]``,
+        so no example is its own partner (a plain ``randperm`` leaves each one unmixed with probability
+        1 / B). The data loader has already shuffled the batch, so which example meets which is as random
+        as with a random permutation (timm pairs a shuffled batch with its reverse for the same reason),
+        and a roll lets :func:`mix_inputs` mix in two contiguous passes without gathering a copy."""
+        shift = int(torch.randint(1, batch_size, (1,), generator=self.generator))
+        return (torch.arange(batch_size) + shift) % batch_size
 
     def _boxes(self, lam: torch.Tensor, spatial_size: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """CutMix boxes ``[n, 4]`` (y0, y1, x0, x1) and the lam left after clipping them to the image."""
@@ -398,6 +400,20 @@ def mix_inputs(inputs: torch.Tensor, draw: MixDraw, out: torch.Tensor | None = N
         result = out.copy_(inputs) if out is not None else inputs.clone()
         result[..., y0:y1, x0:x1] = inputs[..., y0:y1, x0:x1].index_select(0, index)
         return result
+    shift = _roll_shift(draw.index)
+    if not cutmix and shift is not None and (draw.batch_wide or inputs.dtype not in (torch.float16, torch.bfloat16)):
+        # Partners are the batch rolled by ``shift``: two contiguous lerps, one pass over memory.
+        weight = float(draw.lam[0]) if draw.batch_wide else _weights(draw.lam.to(device), inputs)
+        head = lambda w: w if isinstance(w, float) else w[: -shift]  # noqa: E731
+        tail = lambda w: w if isinstance(w, float) else w[-shift:]  # noqa: E731
+        if out is None and not inputs.requires_grad:
+            out = torch.empty_like(inputs)
+        if out is None:  # hidden features: out-of-place, for autograd
+            return torch.cat([torch.lerp(inputs[shift:], inputs[:-shift], head(weight)),
+                              torch.lerp(inputs[:shift], inputs[-shift:], tail(weight))])
+        torch.lerp(inputs[shift:], inputs[:-shift], head(weight), out=out[:-shift])
+        torch.lerp(inputs[:shift], inputs[-shift:], tail(weight), out=out[-shift:])
+        return out
     if not cutmix and not inputs.requires_grad and inputs[0].numel() >= _PER_EXAMPLE_LOOP_NUMEL:
         result = out if out is not None else torch.empty_like(inputs)
         for i, (j, lam) in enumerate(zip(draw.index.tolist(), draw.lam.tolist())):
@@ -426,6 +442,15 @@ def mix_inputs(inputs: torch.Tensor, draw: MixDraw, out: torch.Tensor | None = N
     cut_rows = use_cutmix.nonzero().squeeze(1)
     mixed[cut_rows] = torch.where(mask[cut_rows], partner[cut_rows], inputs[cut_rows])
     return _into(out, mixed)
+
+
+def _roll_shift(index: torch.Tensor) -> int | None:
+    """``s`` when ``index[i] == (i + s) % B`` for every ``i`` (with ``0 < s < B``), else ``None``."""
+    size = index.shape[0]
+    shift = int(index[0])
+    if not 0 < shift < size:
+        return None
+    return shift if torch.equal(index.cpu(), (torch.arange(size) + shift) % size) else None
 
 
 def _into(out: torch.Tensor | None, result: torch.Tensor) -> torch.Tensor:

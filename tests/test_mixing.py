@@ -342,3 +342,34 @@ def test_out_workspace_validation():
         mix_inputs(x, draw, out=torch.empty(4, 4))
     with pytest.raises(ValueError, match="not be the inputs"):
         mix_inputs(x, draw, out=x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("batch_wide", [True, False])
+@pytest.mark.parametrize("with_out", [True, False])
+def test_rolled_partners_mix_like_the_gathered_formula(dtype, batch_wide, with_out):
+    # Partners that are a roll of the batch take the two-pass path; any other index the gather path.
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 2, 3, 3, generator=generator).to(dtype)
+    lam = torch.full((6,), 0.3) if batch_wide else torch.rand(6, generator=generator)
+    for index in (torch.tensor([2, 3, 4, 5, 0, 1]), torch.tensor([1, 0, 3, 2, 5, 4])):
+        draw = MixDraw(lam, index, batch_wide=batch_wide)
+        out = torch.empty_like(x) if with_out else None
+        mixed = mix_inputs(x, draw, out=out)
+        w = lam.double().view(-1, 1, 1, 1)
+        expected = (w * x.double() + (1 - w) * x.double()[index]).to(dtype)
+        tol = 1e-6 if dtype == torch.float32 else 1e-2
+        torch.testing.assert_close(mixed, expected, atol=tol, rtol=tol)
+        if with_out:
+            assert mixed.data_ptr() == out.data_ptr()
+
+
+def test_partners_are_a_roll_by_every_shift():
+    mixer = Mixer(mode="elem", seed=1)
+    shifts = set()
+    for _ in range(200):
+        index = mixer.draw(5).index
+        shift = int(index[0])
+        assert torch.equal(index, (torch.arange(5) + shift) % 5)
+        shifts.add(shift)
+    assert shifts == {1, 2, 3, 4}
