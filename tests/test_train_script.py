@@ -167,12 +167,13 @@ def test_two_gloo_ranks_through_accelerate_launch(tmp_path):
 
 
 def test_hub_ids_go_through_load_dataset_with_the_hub_schema(tmp_path, monkeypatch):
-    """The Hub is out of reach here: stand in for it at `load_dataset`, with the real schema of
-    uoft-cs/cifar100 (img, fine_label, coarse_label), and check the id reaches it and the script
-    picks the right columns."""
+    """The Hub is out of reach here, so the real `load_dataset("uoft-cs/cifar100")` runs offline
+    against a real datasets cache holding a copy with the Hub dataset's schema (img, fine_label,
+    coarse_label), as a first online load leaves it; the script must pick the right columns."""
+    import datasets
+    import huggingface_hub.constants
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
-
-    import hf_mixup.data
+    from hub_layout import cache_hub_dataset
 
     rng = np.random.default_rng(0)
     features = Features({"img": Image(), "fine_label": ClassLabel(num_classes=100), "coarse_label": ClassLabel(num_classes=20)})
@@ -181,18 +182,16 @@ def test_hub_ids_go_through_load_dataset_with_the_hub_schema(tmp_path, monkeypat
          "fine_label": list(range(8)), "coarse_label": [0] * 8},
         features=features,
     )
-    calls = []
-
-    def hub(name, config=None, cache_dir=None):
-        calls.append((name, config))
-        return DatasetDict({"train": split(), "test": split()})
-
-    monkeypatch.setattr(hf_mixup.data, "load_dataset", hub)
+    cache = tmp_path / "datasets-cache"
+    cache_hub_dataset(cache, "uoft-cs/cifar100", DatasetDict({"train": split(), "test": split()}), "cifar100")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "run"
     metrics = train.main(SMALL + ["--dataset_name", "uoft-cs/cifar100", "--max_steps", "1", "--eval_strategy", "no",
-                                  "--save_strategy", "no", "--output_dir", str(tmp_path)])
-    assert calls == [("uoft-cs/cifar100", None)]
-    config = json.loads((tmp_path / "config.json").read_text())
+                                  "--save_strategy", "no", "--output_dir", str(out)])
+    config = json.loads((out / "config.json").read_text())
     assert config["num_classes"] == 100 and "test_accuracy" in metrics
     from huggingface_hub import ModelCard
 
-    assert ModelCard.load(tmp_path / "README.md").data.datasets == ["uoft-cs/cifar100"]
+    assert ModelCard.load(out / "README.md").data.datasets == ["uoft-cs/cifar100"]
