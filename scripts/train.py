@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train an image classifier with mixup (or ERM) through `MixupTrainer`.
+"""Train an image, audio or tabular model with mixup (or ERM) through `MixupTrainer`.
 
     accelerate launch scripts/train.py                      # mixup (alpha 1) on the bundled digits
     accelerate launch scripts/train.py --mixup_alpha 0      # the ERM baseline
@@ -8,8 +8,10 @@
 
 With no arguments it trains a timm ResNet-18 on scikit-learn's handwritten digits (no download) and
 writes a safetensors checkpoint, `all_results.json` and a model card (`README.md`) to `output_dir`.
-`--dataset_name` takes Hub ids (`uoft-cs/cifar10`), saved datasets, image folders, or an offline
-name (`digits`); `--model_name` any timm architecture, or a checkpoint path / Hub id.
+`--dataset_name` takes Hub ids (`uoft-cs/cifar10`), saved datasets, image folders, csv/parquet/json
+files, or an offline name (`digits`, `fashion_mnist`, the UCI tables `iris`, `wine`, `breast_cancer`,
+`phishing`, `abalone`, `diabetes`); `--model_name` any timm architecture, `lenet`/`vgg11` for speech,
+`mlp` for tables (the default for a dataset without an image or audio column), or a checkpoint path / Hub id.
 An existing `output_dir` with checkpoints is resumed from its last checkpoint.
 """
 
@@ -30,7 +32,7 @@ from transformers import AutoModelForImageClassification, HfArgumentParser, set_
 from transformers.trainer_utils import get_last_checkpoint
 
 from hf_mixup import MixupArguments, MixupTrainer
-from hf_mixup.data import OFFLINE_DATASETS, class_names, find_column, load_any_dataset
+from hf_mixup.data import OFFLINE_DATASETS, TABULAR_DATASETS, class_names, find_column, load_any_dataset
 from hf_mixup.images import AUGMENTATIONS, EVAL_CROP_PCT, train_transform
 from hf_mixup.models import create_timm_classifier
 
@@ -52,7 +54,9 @@ class DataArguments:
         default=None, metadata={"help": "Split to evaluate on (default: test, else validation, else held out of train)."}
     )
     validation_split_percentage: float = field(
-        default=10.0, metadata={"help": "Held-out share of the train split (%) when the dataset has no eval split."}
+        default=10.0,
+        metadata={"help": "Held-out share of the train split (%) when the dataset has no eval split (stratified "
+                          "by class)."},
     )
     image_column_name: str | None = field(
         default=None, metadata={"help": "Image or audio column (default: image, img or audio)."}
@@ -64,8 +68,39 @@ class DataArguments:
             "choices": ["spectrogram", "waveform"],
         },
     )
-    label_column_name: str | None = field(
-        default=None, metadata={"help": "Label column (default: label, labels or fine_label)."}
+    label_column_name: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Label column (default: label, labels, fine_label or target); for a multi-label table, "
+            "several 0/1 columns.",
+            "aliases": ["--label_column"],
+        },
+    )
+    feature_columns: list[str] | None = field(
+        default=None, metadata={"help": "Tables: the feature columns (default: every column but the labels)."}
+    )
+    categorical_columns: list[str] | None = field(
+        default=None, metadata={"help": "Tables: numeric columns to treat as categories (e.g. integer codes)."}
+    )
+    task: str = field(
+        default="auto",
+        metadata={
+            "help": "Tables: the task (auto: several label columns are multi-label, a float column with "
+            "non-integer values regression, anything else classification).",
+            "choices": ["auto", "single_label_classification", "regression", "multi_label_classification"],
+        },
+    )
+    missing_values: str = field(
+        default="error",
+        metadata={
+            "help": "Tables: missing numeric values are an error naming the column, or replaced by the training mean.",
+            "choices": ["error", "mean"],
+        },
+    )
+    split_seed: int = field(
+        default=0,
+        metadata={"help": "Seed of the held-out split for datasets without one (fixed apart from --seed, so "
+                          "every training seed is scored on the same rows)."},
     )
     augmentation: str = field(
         default="none",
@@ -81,12 +116,15 @@ class DataArguments:
 
 @dataclass
 class ModelArguments:
-    model_name: str = field(
-        default="resnet18",
-        metadata={"help": "A timm architecture (resnet18, resnext50_32x4d, ...) or a checkpoint path / Hub id."},
+    model_name: str | None = field(
+        default=None,
+        metadata={"help": "A timm architecture (default resnet18; resnext50_32x4d, preact_resnet18, ...), lenet or "
+                          "vgg11 (speech, default vgg11), mlp (tables, the default), or a checkpoint path / Hub id."},
     )
     model_kwargs: str | None = field(
-        default=None, metadata={"help": 'JSON keyword arguments for timm.create_model, e.g. \'{"drop_rate": 0.1}\'.'}
+        default=None,
+        metadata={"help": 'JSON keyword arguments for timm.create_model (\'{"drop_rate": 0.1}\') or the table MLP '
+                          '(\'{"hidden_sizes": [128, 128], "dropout": 0.1, "activation": "relu"}\').'},
     )
     image_size: int = field(default=32, metadata={"help": "Side of the square model input, in pixels."})
     image_mean: list[float] | None = field(
@@ -164,14 +202,32 @@ def setup_logging(training_args: MixupArguments) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
-def load_splits(data_args: DataArguments, seed: int):
-    """(train, eval, eval split name, image column, label column, class names) from `--dataset_name`."""
+def is_tabular(data_args: DataArguments, train) -> bool:
+    """A table: an offline UCI table, explicit feature columns, or no image or audio column at all."""
+    if data_args.dataset_name in TABULAR_DATASETS or data_args.feature_columns:
+        return True
+    if data_args.image_column_name is not None:
+        return False
+    return not any(isinstance(f, (datasets.Image, datasets.Audio)) for f in train.features.values())
+
+
+def load_raw(data_args: DataArguments):
     raw = load_any_dataset(data_args.dataset_name, data_args.dataset_config_name)
     if data_args.train_split not in raw:
         raise ValueError(f"--train_split {data_args.train_split!r} not in the dataset's splits {list(raw)}")
+    return raw
+
+
+def load_splits(data_args: DataArguments, seed: int, raw=None):
+    """(train, eval, eval split name, image column, label column, class names) from `--dataset_name`.
+    ``seed`` orders the `--max_train_samples` subset; a held-out eval split is fixed by `--split_seed`."""
+    raw = load_raw(data_args) if raw is None else raw
     train = raw[data_args.train_split]
     image_col = find_column(train, data_args.image_column_name, ("image", "img", "audio"), "image")
-    label_col = find_column(train, data_args.label_column_name, ("label", "labels", "fine_label"), "label")
+    labels_given = data_args.label_column_name or []
+    if len(labels_given) > 1:
+        raise ValueError("several --label_column values make a multi-label table; images and audio take one label column")
+    label_col = find_column(train, labels_given[0] if labels_given else None, ("label", "labels", "fine_label"), "label")
     eval_split = data_args.eval_split or next((s for s in ("test", "validation") if s in raw), None)
     if eval_split is not None:
         if eval_split not in raw:
@@ -180,7 +236,8 @@ def load_splits(data_args: DataArguments, seed: int):
     else:
         stratify = label_col if isinstance(train.features[label_col], datasets.ClassLabel) else None
         parts = train.train_test_split(
-            test_size=data_args.validation_split_percentage / 100.0, seed=seed, stratify_by_column=stratify
+            test_size=data_args.validation_split_percentage / 100.0, seed=data_args.split_seed,
+            stratify_by_column=stratify,
         )
         train, evaluation = parts["train"], parts["test"]
         eval_split = f"{data_args.validation_split_percentage:g}% held out of {data_args.train_split}"
@@ -197,13 +254,14 @@ def build_model(model_args: ModelArguments, labels: list[str], crop_pct: float =
     checkpoint), or an existing checkpoint (path or Hub id)."""
     id2label = dict(enumerate(labels))
     label2id = {name: i for i, name in id2label.items()}
-    if os.path.isdir(model_args.model_name) or "/" in model_args.model_name:
+    name = model_args.model_name or "resnet18"
+    if os.path.isdir(name) or "/" in name:
         return AutoModelForImageClassification.from_pretrained(
-            model_args.model_name, num_labels=len(labels), id2label=id2label, label2id=label2id,
+            name, num_labels=len(labels), id2label=id2label, label2id=label2id,
             ignore_mismatched_sizes=True,
         )
     return create_timm_classifier(
-        model_args.model_name,
+        name,
         labels,
         image_size=model_args.image_size,
         mean=model_args.image_mean,
@@ -262,13 +320,14 @@ def build_speech_trainer(model_args, data_args, training_args, train, evaluation
     from hf_mixup.models import SpeechCNNConfig, SpeechCNNForAudioClassification
 
     id2label = dict(enumerate(labels))
-    if model_args.model_name in SPEECH_MODELS:
-        config = SpeechCNNConfig(architecture=model_args.model_name, num_labels=len(labels), id2label=id2label,
+    name = model_args.model_name or "vgg11"
+    if name in SPEECH_MODELS:
+        config = SpeechCNNConfig(architecture=name, num_labels=len(labels), id2label=id2label,
                                  label2id={n: i for i, n in id2label.items()})
         model = SpeechCNNForAudioClassification(config)
     else:
         model = AutoModelForAudioClassification.from_pretrained(
-            model_args.model_name, num_labels=len(labels), id2label=id2label,
+            name, num_labels=len(labels), id2label=id2label,
             label2id={n: i for i, n in id2label.items()}, ignore_mismatched_sizes=True,
         )
     extractor = SpectrogramFeatureExtractor()
@@ -292,10 +351,81 @@ def build_speech_trainer(model_args, data_args, training_args, train, evaluation
     return trainer
 
 
+def build_tabular_trainer(model_args, data_args, training_args, raw) -> tuple[MixupTrainer, Any, str]:
+    """Tables: fit the preprocessing on the training rows (kept in the checkpoint), encode every split
+    to tensors once, and train the paper's MLP (or a `TabularMLPConfig` checkpoint)."""
+    from transformers import AutoModel
+
+    from hf_mixup.models import TabularMLPConfig, TabularMLPForPrediction
+    from hf_mixup.tabular import CLASSIFICATION, REGRESSION, TabularPreprocessor, TensorTable, regression_metrics_in_units
+    from hf_mixup.tabular import split_table
+
+    train_ds = raw[data_args.train_split]
+    labels = data_args.label_column_name or [
+        next((c for c in ("label", "labels", "target") if c in train_ds.column_names), None)
+    ]
+    if labels[0] is None:
+        raise ValueError(f"could not find the label column among {train_ds.column_names}; name it with --label_column")
+    absent = [c for c in labels if c not in train_ds.column_names]
+    if absent:
+        raise ValueError(f"--label_column {absent} not among the table's columns {train_ds.column_names}")
+    label_feature = train_ds.features[labels[0]]
+    label_names = label_feature.names if isinstance(label_feature, datasets.ClassLabel) else None
+    frame = train_ds.to_pandas()
+    if label_names is not None:  # keep ClassLabel ids as their names, so predictions come back as names
+        frame[labels[0]] = [label_names[i] for i in frame[labels[0]]]
+    eval_split = data_args.eval_split or next((s for s in ("test", "validation") if s in raw), None)
+    task = data_args.task
+    if task == "auto":
+        task = TABULAR_DATASETS.get(data_args.dataset_name, "auto")
+    if eval_split is not None:
+        if eval_split not in raw:
+            raise ValueError(f"--eval_split {eval_split!r} not in the dataset's splits {list(raw)}")
+        test_frame = raw[eval_split].to_pandas()
+        if label_names is not None:
+            test_frame[labels[0]] = [label_names[i] for i in test_frame[labels[0]]]
+    else:
+        stratify = len(labels) == 1 and task != REGRESSION and TabularPreprocessor._guess_task(frame, labels) == CLASSIFICATION
+        frame, test_frame = split_table(
+            frame, labels[0], data_args.validation_split_percentage / 100.0, data_args.split_seed, stratify=stratify
+        )
+        eval_split = f"{data_args.validation_split_percentage:g}% held out of {data_args.train_split} (stratified)" if stratify \
+            else f"{data_args.validation_split_percentage:g}% held out of {data_args.train_split}"
+    if data_args.max_train_samples is not None:
+        frame = frame.sample(n=min(data_args.max_train_samples, len(frame)), random_state=training_args.seed)
+    if data_args.max_eval_samples is not None:
+        test_frame = test_frame.iloc[: data_args.max_eval_samples]
+    preprocessor = TabularPreprocessor.fit(
+        frame, labels, feature_columns=data_args.feature_columns, task=task, missing=data_args.missing_values,
+        label_names=label_names, categorical_columns=data_args.categorical_columns,
+    )
+    name = model_args.model_name or "mlp"
+    if name == "mlp":
+        kwargs = json.loads(model_args.model_kwargs) if model_args.model_kwargs else {}
+        model = TabularMLPForPrediction(TabularMLPConfig.from_preprocessor(preprocessor, **kwargs))
+    else:
+        model = AutoModel.from_pretrained(name)
+        if not isinstance(model, TabularMLPForPrediction) or model.config.num_features != preprocessor.num_features:
+            raise ValueError(f"--model_name {name!r} is not a table MLP for these {preprocessor.num_features} features; "
+                             "use --model_name mlp")
+        model.config.preprocessing = preprocessor.to_dict()
+    train_table = TensorTable.from_rows(preprocessor, frame)
+    test_table = TensorTable.from_rows(preprocessor, test_frame)
+    trainer = MixupTrainer(
+        model=model, args=training_args, train_dataset=train_table, eval_dataset=test_table,
+        processing_class=preprocessor,
+        compute_metrics=regression_metrics_in_units(preprocessor) if preprocessor.task == REGRESSION else None,
+    )
+    return trainer, test_table, eval_split
+
+
 def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, Any, str]:
     """The trainer, the evaluation dataset and its split's name: everything built, nothing trained."""
     set_seed(training_args.seed)
-    train, evaluation, eval_split, image_col, label_col, labels = load_splits(data_args, training_args.seed)
+    raw = load_raw(data_args)
+    if is_tabular(data_args, raw[data_args.train_split]):
+        return build_tabular_trainer(model_args, data_args, training_args, raw)
+    train, evaluation, eval_split, image_col, label_col, labels = load_splits(data_args, training_args.seed, raw)
     if isinstance(train.features[image_col], datasets.Audio):
         trainer = build_speech_trainer(model_args, data_args, training_args, train, evaluation, image_col, label_col, labels)
         return trainer, evaluation, eval_split
@@ -332,6 +462,14 @@ def run_evaluation(trainer: MixupTrainer, evaluation) -> dict[str, float]:
     return metrics
 
 
+def modality_of(model) -> str:
+    from hf_mixup.models import TabularMLPForPrediction
+
+    if isinstance(model, TabularMLPForPrediction):
+        return "tabular"
+    return "audio" if model.main_input_name in ("input_features", "input_values") else "image"
+
+
 def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split: str, metrics: dict[str, float]) -> None:
     offline = data_args.dataset_name in OFFLINE_DATASETS
     trainer.create_model_card(
@@ -339,7 +477,7 @@ def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split
         dataset_id=None if offline or os.path.isdir(data_args.dataset_name) else data_args.dataset_name,
         metrics={k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")},
         eval_split=eval_split,
-        modality="audio" if trainer.model.main_input_name in ("input_features", "input_values") else "image",
+        modality=modality_of(trainer.model),
     )
 
 

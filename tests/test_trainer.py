@@ -313,3 +313,24 @@ def test_steps_per_epoch_counts_like_the_trainer(tmp_path, digits_dataset, accum
     trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset)
     assert trainer._steps_per_epoch(100) == expected
     assert len(trainer.get_train_dataloader()) == 4
+
+
+def test_small_model_overhead_cuts_keep_the_logged_figures(tmp_path, digits_dataset, monkeypatch):
+    """The per-step savings for small models (grad norm only on logging steps, the accelerate package
+    check cached, no full gc.collect when train() starts on the CPU) change nothing that is logged."""
+    import gc
+
+    import accelerate.optimizer
+
+    trainer = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, max_steps=4, logging_steps=2),
+                           train_dataset=digits_dataset)
+    assert hasattr(accelerate.optimizer.is_lomo_available, "cache_info")
+    collections = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collections.append(a) or 0)
+    trainer.train()
+    assert collections == []
+    logged = [h for h in trainer.state.log_history if "loss" in h]
+    assert [h["step"] for h in logged] == [2, 4]
+    assert all(h["grad_norm"] > 0 for h in logged)
+    assert trainer.floating_point_ops({"pixel_values": torch.zeros(2, 3, 32, 32)}) == (
+        6 * 2 * 3 * 32 * 32 * trainer.model.num_parameters(exclude_embeddings=True))

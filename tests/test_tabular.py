@@ -1,0 +1,243 @@
+"""Tables: the preprocessing kept with the checkpoint, the MLP, the offline UCI tables, and
+`scripts/train.py` on tables (classification, regression, multi-label; csv, parquet, json, Hub ids)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+import hf_mixup  # noqa: F401  (registers the Auto classes)
+from hf_mixup import MixupArguments, MixupTrainer
+from hf_mixup.data import OFFLINE_DATASETS, TABULAR_DATASETS
+from hf_mixup.models import TabularMLPConfig, TabularMLPForPrediction
+from hf_mixup.tabular import TabularPreprocessor, TensorTable, split_table
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import train  # noqa: E402
+
+QUIET = ["--report_to", "none", "--disable_tqdm", "true"]
+
+
+def table() -> pd.DataFrame:
+    return pd.DataFrame({
+        "size": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "colour": ["red", "blue", "red", "green", "blue", "red"],
+        "fresh": [True, False, True, True, False, False],
+        "kind": ["a", "b", "a", "b", "a", "b"],
+    })
+
+
+def test_preprocessor_encodes_exactly():
+    frame = table()
+    p = TabularPreprocessor.fit(frame, "kind")
+    assert p.task == "single_label_classification" and p.label_names == ["a", "b"]
+    assert p.numeric_features == ["size"] and p.categorical_features == ["colour", "fresh"]
+    assert p.feature_names == ["size", "colour=blue", "colour=green", "colour=red", "colour=<other>",
+                               "fresh=false", "fresh=true", "fresh=<other>"]
+    encoded = p.encode(frame)
+    std = np.std(np.arange(1.0, 7.0))
+    np.testing.assert_allclose(encoded[:, 0], (np.arange(1.0, 7.0) - 3.5) / std, rtol=1e-6)
+    np.testing.assert_array_equal(encoded[0, 1:], [0, 0, 1, 0, 0, 1, 0])
+    # An unseen category goes to the <other> slot; a missing one too.
+    unseen = p.encode({"size": 3.5, "colour": "purple", "fresh": None})
+    np.testing.assert_array_equal(unseen[0], [0, 0, 0, 0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(p.encode_labels(frame), [0, 1, 0, 1, 0, 1])
+
+
+def test_missing_numbers_are_refused_with_the_column_name_or_imputed():
+    frame = table()
+    frame.loc[2, "size"] = np.nan
+    with pytest.raises(ValueError, match="column 'size' has 1 missing values"):
+        TabularPreprocessor.fit(frame, "kind")
+    p = TabularPreprocessor.fit(frame, "kind", missing="mean")
+    assert p.means[0] == pytest.approx(np.nanmean(frame["size"]))
+    assert p.encode(frame)[2, 0] == 0.0  # the mean, standardised
+    strict = TabularPreprocessor.fit(table(), "kind")
+    with pytest.raises(ValueError, match="column 'size' has 1 missing values"):
+        strict.encode(frame)
+    with pytest.raises(ValueError, match=r"lack the feature columns \['colour'\]"):
+        strict.encode(frame.drop(columns="colour"))
+
+
+def test_tasks_are_recognised_and_targets_encoded():
+    frame = table()
+    frame["price"] = [1.5, 2.25, 3.0, 10.0, 0.5, 7.75]
+    frame["tag_x"] = [0, 1, 1, 0, 0, 1]
+    frame["tag_y"] = [1, 1, 0, 0, 1, 0]
+    regression = TabularPreprocessor.fit(frame, "price", feature_columns=["size", "colour"])
+    assert regression.task == "regression" and regression.num_labels == 1
+    targets = regression.encode_labels(frame)
+    assert targets.shape == (6, 1)
+    np.testing.assert_allclose(targets[:, 0] * regression.target_std + regression.target_mean, frame["price"], rtol=1e-5)
+    multi = TabularPreprocessor.fit(frame, ["tag_x", "tag_y"], feature_columns=["size"])
+    assert multi.task == "multi_label_classification" and multi.label_names == ["tag_x", "tag_y"]
+    np.testing.assert_array_equal(multi.encode_labels(frame), frame[["tag_x", "tag_y"]].to_numpy())
+    with pytest.raises(ValueError, match="both features and labels"):
+        TabularPreprocessor.fit(frame, "kind", feature_columns=["kind", "size"])
+    with pytest.raises(ValueError, match="not in the table"):
+        TabularPreprocessor.fit(frame, "nope")
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression", "multi_label"])
+def test_checkpoint_predicts_on_raw_rows_with_auto_classes(tmp_path, kind):
+    frame = table()
+    frame["price"] = [1.5, 2.25, 3.0, 10.0, 0.5, 7.75]
+    frame["tag_x"] = [0, 1, 1, 0, 0, 1]
+    frame["tag_y"] = [1, 1, 0, 0, 1, 0]
+    features = ["size", "colour", "fresh"]
+    labels = {"classification": "kind", "regression": "price", "multi_label": ["tag_x", "tag_y"]}[kind]
+    p = TabularPreprocessor.fit(frame, labels, feature_columns=features)
+    torch.manual_seed(0)
+    model = TabularMLPForPrediction(TabularMLPConfig.from_preprocessor(p, hidden_sizes=[8, 8]))
+    model.save_pretrained(tmp_path)
+    p.save_pretrained(tmp_path)
+    assert isinstance(AutoConfig.from_pretrained(tmp_path), TabularMLPConfig)
+    assert isinstance(AutoFeatureExtractor.from_pretrained(tmp_path), TabularPreprocessor)
+    loaded = AutoModel.from_pretrained(tmp_path)
+    assert isinstance(loaded, TabularMLPForPrediction)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name])
+    expected = model.predict(frame)
+    assert loaded.predict(frame) == expected
+    assert loaded.predict(frame.iloc[0][features].to_dict()) == expected[:1]
+    assert loaded.predict(frame[features].to_dict("records")) == expected
+    with torch.no_grad():
+        logits = model(input_values=torch.from_numpy(p.encode(frame))).logits
+    if kind == "classification":
+        probs = logits.softmax(-1)
+        assert [r["label"] for r in expected] == [p.label_names[i] for i in probs.argmax(-1).tolist()]
+        assert expected[0]["score"] == pytest.approx(float(probs[0].max()))
+    elif kind == "regression":
+        assert expected == pytest.approx((logits[:, 0] * p.target_std + p.target_mean).tolist())
+    else:
+        assert all(set(r) <= {"tag_x", "tag_y"} for r in expected)
+
+
+@pytest.mark.parametrize("name", sorted(TABULAR_DATASETS))
+def test_offline_tables_load_with_a_label_column(name):
+    from datasets import ClassLabel
+
+    data = OFFLINE_DATASETS[name]()["train"]
+    expected_rows = {"iris": 150, "wine": 178, "breast_cancer": 569, "phishing": 1250, "abalone": 4174, "diabetes": 442}
+    assert data.num_rows == expected_rows[name]
+    if TABULAR_DATASETS[name] == "regression":
+        assert "target" in data.column_names
+    else:
+        assert isinstance(data.features["label"], ClassLabel)
+    if name == "abalone":
+        assert sum(data["label"]) == 32 and set(data["sex"]) == {"M", "F", "I"}
+
+
+def test_split_is_stratified_and_fixed_by_its_seed():
+    frame = OFFLINE_DATASETS["iris"]()["train"].to_pandas()
+    train_a, test_a = split_table(frame, "label", 0.2, seed=0)
+    train_b, test_b = split_table(frame, "label", 0.2, seed=0)
+    _, test_c = split_table(frame, "label", 0.2, seed=1)
+    pd.testing.assert_frame_equal(test_a, test_b)
+    assert not test_a.equals(test_c)
+    assert len(test_a) == 30 and test_a["label"].value_counts().tolist() == [10, 10, 10]
+    assert len(train_a) + len(test_a) == 150
+
+
+def test_trainer_mixes_table_rows_and_regression_targets(tmp_path):
+    """Regression through MixupTrainer: MSE on mixed standardised targets; metrics in the target's units."""
+    frame = OFFLINE_DATASETS["diabetes"]()["train"].to_pandas()
+    p = TabularPreprocessor.fit(frame, "target")
+    model = TabularMLPForPrediction(TabularMLPConfig.from_preprocessor(p))
+    assert model.config.problem_type == "regression"
+    from hf_mixup.tabular import regression_metrics_in_units
+
+    args = MixupArguments(output_dir=str(tmp_path), mixup_alpha=1.0, per_device_train_batch_size=16, max_steps=3,
+                          report_to="none", disable_tqdm=True, save_strategy="no", use_cpu=True)
+    trainer = MixupTrainer(model=model, args=args, train_dataset=TensorTable.from_rows(p, frame),
+                           eval_dataset=TensorTable.from_rows(p, frame), compute_metrics=regression_metrics_in_units(p))
+    trainer.train()
+    metrics = trainer.evaluate()
+    assert math.isfinite(metrics["eval_rmse"]) and metrics["eval_rmse"] > 1.0  # target units (std ~77), not standardised
+    assert metrics["eval_rmse"] == pytest.approx(metrics["eval_mse"] ** 0.5)
+
+
+@pytest.mark.slow
+def test_train_script_on_offline_tables(tmp_path):
+    iris = train.main([str(ROOT / "recipes" / "uci_mlp.yaml"), "--output_dir", str(tmp_path / "iris"), *QUIET])
+    assert 0.0 <= iris["test_error"] <= 0.5
+    card = (tmp_path / "iris" / "README.md").read_text()
+    assert "tabular" in card
+    model = AutoModel.from_pretrained(tmp_path / "iris")
+    row = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
+    assert model.predict(row)[0]["label"] in ("setosa", "versicolor", "virginica")
+    diabetes = train.main([str(ROOT / "recipes" / "uci_mlp.yaml"), "--dataset_name", "diabetes",
+                           "--output_dir", str(tmp_path / "diabetes"), *QUIET])
+    assert diabetes["test_rmse"] > 1.0 and "test_r2" in diabetes
+    config = json.loads((tmp_path / "diabetes" / "config.json").read_text())
+    assert config["problem_type"] == "regression" and config["preprocessing"]["label_columns"] == ["target"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_train_script_on_local_files_with_categories_gaps_and_multi_label(tmp_path, suffix):
+    rng = np.random.default_rng(0)
+    n = 80
+    frame = pd.DataFrame({
+        "height": rng.normal(170, 10, n),
+        "city": rng.choice(["Paris", "Oslo", "Lima"], n),
+        "score": rng.normal(0, 1, n),
+        "spam": rng.integers(0, 2, n),
+        "urgent": rng.integers(0, 2, n),
+        "grade": rng.choice(["low", "high"], n),
+    })
+    frame.loc[[3, 9], "score"] = np.nan
+    path = tmp_path / f"table{suffix}"
+    {".csv": lambda: frame.to_csv(path, index=False), ".parquet": lambda: frame.to_parquet(path),
+     ".jsonl": lambda: frame.to_json(path, orient="records", lines=True)}[suffix]()
+    common = [str(ROOT / "recipes" / "uci_mlp.yaml"), "--dataset_name", str(path), "--num_train_epochs", "1", *QUIET]
+    with pytest.raises(ValueError, match="column 'score' has 2 missing values"):
+        train.main(common + ["--label_column", "grade", "--output_dir", str(tmp_path / "strict")])
+    single = train.main(common + ["--label_column", "grade", "--missing_values", "mean", "--output_dir", str(tmp_path / "single")])
+    assert "test_accuracy" in single
+    multi = train.main(common + ["--label_column", "spam", "urgent", "--feature_columns", "height", "city",
+                                 "--output_dir", str(tmp_path / "multi")])
+    config = json.loads((tmp_path / "multi" / "config.json").read_text())
+    assert config["problem_type"] == "multi_label_classification" and len(config["id2label"]) == 2
+    assert 0.0 <= multi["test_micro_f1"] <= 1.0 and "test_exact_match" in multi
+
+
+@pytest.mark.slow
+def test_hub_table_ids_go_through_load_dataset(tmp_path, monkeypatch):
+    """A Hub table (the schema of scikit-learn/iris: Id, SepalLengthCm, ..., Species) through the real
+    `load_dataset` in offline mode, from a real datasets cache."""
+    import datasets
+    import huggingface_hub.constants
+    from datasets import Dataset, DatasetDict
+    from hub_layout import cache_hub_dataset
+
+    iris = OFFLINE_DATASETS["iris"]()["train"].to_pandas()
+    names = ["Iris-setosa", "Iris-versicolor", "Iris-virginica"]
+    hub = pd.DataFrame({
+        "Id": np.arange(1, 151),
+        "SepalLengthCm": iris.iloc[:, 0], "SepalWidthCm": iris.iloc[:, 1],
+        "PetalLengthCm": iris.iloc[:, 2], "PetalWidthCm": iris.iloc[:, 3],
+        "Species": [names[i] for i in iris["label"]],
+    })
+    cache = tmp_path / "cache"
+    cache_hub_dataset(cache, "scikit-learn/iris", DatasetDict({"train": Dataset.from_pandas(hub)}))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    metrics = train.main([str(ROOT / "recipes" / "uci_mlp.yaml"), "--dataset_name", "scikit-learn/iris",
+                          "--label_column", "Species", "--feature_columns", "SepalLengthCm", "SepalWidthCm",
+                          "PetalLengthCm", "PetalWidthCm", "--output_dir", str(tmp_path / "run"), *QUIET])
+    assert metrics["test_error"] < 0.5
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert sorted(config["id2label"].values()) == names
+    assert config["preprocessing"]["numeric_features"] == ["SepalLengthCm", "SepalWidthCm", "PetalLengthCm", "PetalWidthCm"]
