@@ -1,8 +1,10 @@
 """Offline model cards for trained checkpoints, built with `huggingface_hub.ModelCard`.
 
 `transformers.modelcard` (behind `Trainer.create_model_card`) and `RepoCard.validate()` reach the
-network; these cards are rendered from a template shipped in the package and carry the run's own
-evaluation results as `model-index` metadata (parsed back by `ModelCard.load(...).data.eval_results`).
+network; these cards are rendered from the template in `model_cards/template.md` (shipped in the wheel
+as `hf_mixup.model_cards`) and carry the run's own evaluation results as `model-index` metadata (parsed
+back by `ModelCard.load(...).data.eval_results`). A card holds only figures of the run it describes,
+plus, when published as an ERM/mixup pair, the sibling run's figures in a table that links it.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+# modality -> (pipeline tag, task name, words, example input, how to load in three lines)
 TASKS = {
-    "image": ("image-classification", "Image Classification", "image classifier", '"path/to/image.png"'),
-    "audio": ("audio-classification", "Audio Classification", "audio classifier", '"path/to/clip.wav"'),
-    "tabular": ("tabular-classification", "Tabular Classification", "tabular model", "rows"),
+    "image": ("image-classification", "Image Classification", "image classifier"),
+    "audio": ("audio-classification", "Audio Classification", "audio classifier"),
+    "tabular": ("tabular-classification", "Tabular Classification", "tabular model"),
 }
 # metric name in our results -> (model-index metric type, human name)
 CARD_METRICS = {
@@ -26,10 +29,16 @@ CARD_METRICS = {
     "top5_accuracy": ("top_5_accuracy", "Top-5 accuracy"),
     "nll": ("nll", "Negative log-likelihood"),
     "ece": ("ece", "Expected calibration error (15 bins)"),
+    "rmse": ("rmse", "RMSE"),
+    "mae": ("mae", "MAE"),
+    "r2": ("r2", "R2"),
+    "micro_f1": ("f1", "Micro F1"),
+    "exact_match": ("exact_match", "Exact match"),
 }
+CARD_SETTINGS_FILE = "hf_mixup_card.json"  # what the card was built from, for publishing later
 
 
-def _versions() -> dict[str, str]:
+def framework_versions() -> dict[str, str]:
     out = {}
     for name in ("hf_mixup", "transformers", "torch", "timm", "accelerate", "datasets", "huggingface_hub"):
         try:
@@ -39,11 +48,162 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _latest_metrics(trainer, prefix: str) -> dict[str, float]:
-    for entry in reversed(trainer.state.log_history):
+def _latest_metrics(log_history: list[dict], prefix: str) -> dict[str, float]:
+    for entry in reversed(log_history):
         if any(k.startswith(prefix + "_") for k in entry):
             return {k[len(prefix) + 1 :]: v for k, v in entry.items() if k.startswith(prefix + "_")}
     return {}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if hasattr(value, "value") else value
+
+
+def recipe_of(args) -> dict[str, Any]:
+    """The training settings a card reports, from `MixupArguments`."""
+    return {
+        "mixup_alpha": args.mixup_alpha,
+        "cutmix_alpha": args.cutmix_alpha,
+        "mixup_mode": args.mixup_mode,
+        "mixup_prob": args.mixup_prob,
+        "mixup_warmup_epochs": args.mixup_warmup_epochs,
+        "mixup_off_epoch": args.mixup_off_epoch,
+        "label_smoothing_factor": args.label_smoothing_factor,
+        "epochs": args.num_train_epochs,
+        "batch size (per device x devices x accumulation)": f"{args.per_device_train_batch_size} x {args.world_size} x {args.gradient_accumulation_steps}",
+        "optimizer": _plain(args.optim),
+        "learning rate": args.learning_rate,
+        "weight decay": args.weight_decay,
+        "lr schedule": _plain(args.lr_scheduler_type),
+        "seed": args.seed,
+    }
+
+
+def usage_snippet(modality: str, repo_id: str, needs_hf_mixup: bool, regression: bool = False) -> str:
+    """Three lines (plus `import hf_mixup` where the architecture is ours) that load and run the model."""
+    head = "import hf_mixup  # registers the architecture with transformers\n" if needs_hf_mixup else ""
+    if modality == "tabular":
+        example = "model.predict(rows)  # rows: a dict, a list of dicts or a pandas DataFrame with the training columns"
+        return head + f'from transformers import AutoModel\nmodel = AutoModel.from_pretrained("{repo_id}")\n{example}'
+    tag, _, _ = TASKS[modality]
+    example = '"path/to/image.png"' if modality == "image" else '"path/to/clip.wav"'
+    return head + f'from transformers import pipeline\nclassifier = pipeline("{tag}", model="{repo_id}")\nclassifier({example})'
+
+
+def card_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if "accuracy" in out and "error" not in out:
+        out["error"] = 1.0 - out["accuracy"]
+    return out
+
+
+def build_card(
+    args,
+    architecture: str,
+    metrics: dict[str, Any],
+    model_name: str,
+    dataset_name: str | None = None,
+    dataset_id: str | None = None,
+    eval_split: str = "test",
+    modality: str = "image",
+    license: str = "apache-2.0",
+    repo_id: str | None = None,
+    needs_hf_mixup: bool = False,
+    regression: bool = False,
+    extra_tags: list[str] | None = None,
+    sibling: dict[str, Any] | None = None,
+    curves: str | None = None,
+) -> ModelCard:
+    """A model card from a run's settings (`MixupArguments`) and its evaluation ``metrics``.
+
+    ``sibling``: ``{"repo_id", "method", "metrics"}`` of the other run of an ERM/mixup pair, shown in a
+    comparison table that links it. ``curves``: file name of the training-curve plot in the repository.
+    """
+    if modality not in TASKS:
+        raise ValueError(f"modality must be one of {sorted(TASKS)}, got {modality!r}")
+    pipeline_tag, task_name, task_words = TASKS[modality]
+    if regression:
+        pipeline_tag, task_name, task_words = "tabular-regression", "Tabular Regression", "tabular regression model"
+    mixing = bool(args.mixing_enabled)
+    method = "mixup" if mixing else "erm"
+    dataset_name = dataset_name or dataset_id or "a local dataset"
+    values = card_metrics(metrics)
+    eval_results = [
+        EvalResult(
+            task_type=pipeline_tag,
+            task_name=task_name,
+            dataset_type=dataset_id or dataset_name,
+            dataset_name=dataset_name,
+            dataset_split=eval_split,
+            metric_type=CARD_METRICS[name][0],
+            metric_name=CARD_METRICS[name][1],
+            metric_value=round(values[name], 6),
+        )
+        for name in CARD_METRICS
+        if name in values
+    ]
+    tags = ["hf_mixup", method, modality]
+    tags += [t for t in (extra_tags or []) if t not in tags]
+    card_data = ModelCardData(
+        library_name="transformers",
+        license=license,
+        tags=tags,
+        pipeline_tag=pipeline_tag,
+        datasets=[dataset_id] if dataset_id else None,
+        model_name=model_name,
+        eval_results=eval_results or None,
+    )
+    comparison = None
+    if sibling is not None:
+        other = card_metrics(sibling.get("metrics", {}))
+        rows = [
+            (CARD_METRICS[k][1], f"{values[k]:.4f}", f"{other[k]:.4f}")
+            for k in CARD_METRICS
+            if k in values and k in other
+        ]
+        comparison = {
+            "this": "mixup" if mixing else "ERM",
+            "other": "mixup" if sibling["method"] == "mixup" else "ERM",
+            "other_repo": sibling["repo_id"],
+            "rows": rows,
+        }
+    repo_id = repo_id or model_name
+    template = resources.files("hf_mixup.model_cards").joinpath("template.md").read_text()
+    return ModelCard.from_template(
+        card_data,
+        template_str=template,
+        model_name=model_name,
+        architecture=architecture,
+        task_words=task_words,
+        mixing=mixing,
+        dataset_name=dataset_name,
+        eval_split=eval_split,
+        metrics={CARD_METRICS[k][1]: f"{values[k]:.4f}" for k in CARD_METRICS if k in values},
+        recipe=recipe_of(args),
+        usage=usage_snippet(modality, repo_id, needs_hf_mixup, regression),
+        comparison=comparison,
+        curves=curves,
+        versions=framework_versions(),
+    )
+
+
+def architecture_of(model) -> str:
+    config = getattr(model, "config", None)
+    return getattr(config, "architecture", None) or type(model).__name__
+
+
+def needs_hf_mixup(model) -> bool:
+    """Whether loading the checkpoint needs `import hf_mixup` (our transformers classes, or a timm
+    architecture that hf_mixup registers, such as the CIFAR family)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "model_type", "").startswith("hf_mixup"):
+        return True
+    architecture = getattr(config, "architecture", None)
+    if architecture:
+        from .models import cifar
+
+        return architecture in cifar.MODEL_NAMES
+    return False
 
 
 def build_model_card(
@@ -61,74 +221,22 @@ def build_model_card(
     """A model card for ``trainer``'s model: tags, recipe, and the results in ``metrics`` (default:
     the latest ``eval_*`` figures in the trainer's log history)."""
     args = trainer.args
-    if modality not in TASKS:
-        raise ValueError(f"modality must be one of {sorted(TASKS)}, got {modality!r}")
-    pipeline_tag, task_name, task_words, example = TASKS[modality]
-    mixing = bool(args.mixing_enabled)
     model_name = model_name or os.path.basename(os.path.normpath(args.output_dir))
-    dataset_name = dataset_name or dataset_id or "a local dataset"
     if metrics is None:
-        metrics = _latest_metrics(trainer, "eval")
-    metrics = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-    if "accuracy" in metrics and "error" not in metrics:
-        metrics["error"] = 1.0 - metrics["accuracy"]
-
-    eval_results = [
-        EvalResult(
-            task_type=pipeline_tag,
-            task_name=task_name,
-            dataset_type=dataset_id or dataset_name,
-            dataset_name=dataset_name,
-            dataset_split=eval_split,
-            metric_type=CARD_METRICS[name][0],
-            metric_name=CARD_METRICS[name][1],
-            metric_value=round(float(metrics[name]), 6),
-        )
-        for name in CARD_METRICS
-        if name in metrics
-    ]
+        metrics = _latest_metrics(trainer.state.log_history, "eval")
     config = getattr(trainer.model, "config", None)
-    tags = ["hf_mixup", "mixup" if mixing else "erm", modality]
-    tags += [t for t in (getattr(trainer.model, "model_tags", None) or []) if t not in tags]
-    card_data = ModelCardData(
-        library_name="transformers",
-        license=license,
-        tags=tags,
-        pipeline_tag=pipeline_tag,
-        datasets=[dataset_id] if dataset_id else None,
+    return build_card(
+        args,
+        architecture=architecture_of(trainer.model),
+        metrics=metrics,
         model_name=model_name,
-        eval_results=eval_results or None,
-    )
-    recipe = {
-        "mixup_alpha": args.mixup_alpha,
-        "cutmix_alpha": args.cutmix_alpha,
-        "mixup_mode": args.mixup_mode,
-        "mixup_prob": args.mixup_prob,
-        "mixup_warmup_epochs": args.mixup_warmup_epochs,
-        "mixup_off_epoch": args.mixup_off_epoch,
-        "label_smoothing_factor": args.label_smoothing_factor,
-        "epochs": args.num_train_epochs,
-        "batch size (per device x devices x accumulation)": f"{args.per_device_train_batch_size} x {args.world_size} x {args.gradient_accumulation_steps}",
-        "optimizer": args.optim.value if hasattr(args.optim, "value") else args.optim,
-        "learning rate": args.learning_rate,
-        "weight decay": args.weight_decay,
-        "lr schedule": args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, "value") else args.lr_scheduler_type,
-        "seed": args.seed,
-    }
-    template = resources.files("hf_mixup").joinpath("templates/model_card.md").read_text()
-    return ModelCard.from_template(
-        card_data,
-        template_str=template,
-        model_name=model_name,
-        architecture=getattr(config, "architecture", None) or type(trainer.model).__name__,
-        task_words=task_words,
-        mixing=mixing,
         dataset_name=dataset_name,
+        dataset_id=dataset_id,
         eval_split=eval_split,
-        metrics={CARD_METRICS[k][1]: f"{metrics[k]:.4f}" for k in CARD_METRICS if k in metrics},
-        recipe=recipe,
-        pipeline_tag=pipeline_tag,
-        repo_id=repo_id or model_name,
-        example_input=example,
-        versions=_versions(),
+        modality=modality,
+        license=license,
+        repo_id=repo_id,
+        needs_hf_mixup=needs_hf_mixup(trainer.model),
+        regression=getattr(config, "problem_type", None) == "regression" and modality == "tabular",
+        extra_tags=list(getattr(trainer.model, "model_tags", None) or []),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 from collections.abc import Callable
@@ -428,12 +429,21 @@ class MixupTrainer(Trainer):
         settings and this run's evaluation results (`transformers.modelcard` would call the network)."""
         if not self.is_world_process_zero():
             return
-        from .model_card import build_model_card
+        from .model_card import CARD_SETTINGS_FILE, build_model_card
 
         # push_to_hub calls this again with its own arguments: keep what an earlier call said.
         self._model_card_kwargs = {**getattr(self, "_model_card_kwargs", {}), **{k: v for k, v in kwargs.items() if v is not None}}
         card = build_model_card(self, **self._model_card_kwargs)
+        os.makedirs(self.args.output_dir, exist_ok=True)
         card.save(os.path.join(self.args.output_dir, "README.md"))
+        # What the card was built from, so scripts/publish.py can rebuild it (with the sibling run's
+        # comparison) without the trainer.
+        settings = {k: v for k, v in self._model_card_kwargs.items() if k in CARD_SETTINGS_KEYS}
+        with open(os.path.join(self.args.output_dir, CARD_SETTINGS_FILE), "w") as f:
+            json.dump(settings, f, indent=2)
+
+
+CARD_SETTINGS_KEYS = ("dataset_name", "dataset_id", "eval_split", "modality", "license", "metrics")
 
 
 def _cache_package_checks() -> None:

@@ -474,22 +474,54 @@ def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split
     offline = data_args.dataset_name in OFFLINE_DATASETS
     trainer.create_model_card(
         dataset_name=data_args.dataset_name,
-        dataset_id=None if offline or os.path.isdir(data_args.dataset_name) else data_args.dataset_name,
+        dataset_id=None if offline or os.path.exists(data_args.dataset_name) else data_args.dataset_name,
         metrics={k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")},
         eval_split=eval_split,
         modality=modality_of(trainer.model),
     )
 
 
+def push_when_asked(trainer: MixupTrainer, repo_id: str | None) -> None:
+    """`--push_to_hub`: upload the finished run (weights, preprocessing, card) once, at the end. A failed
+    push is logged with its cause; the local output is complete either way."""
+    if repo_id is None or not trainer.is_world_process_zero():
+        return
+    from hf_mixup.hub import PublishError, load_run, push_run, render_card
+
+    run = load_run(trainer.args.output_dir)
+    render_card(run, repo_id).save(os.path.join(run.path, "README.md"))  # the card names its repository
+    try:
+        url = push_run(run, repo_id, token=trainer.args.hub_token, private=bool(trainer.args.hub_private_repo))
+        logger.info("pushed %s: %s", repo_id, url)
+    except PublishError as error:
+        logger.error("%s", error)
+
+
+def hub_repo_for(training_args: MixupArguments) -> str | None:
+    """The repository of `--push_to_hub`, checked before training starts; the Trainer's own push (which
+    creates the repository when the trainer is built, so a network failure would stop training before
+    it starts) is switched off: the script pushes the finished run itself."""
+    if not training_args.push_to_hub:
+        return None
+    repo_id = training_args.hub_model_id
+    if not repo_id or repo_id.count("/") != 1:
+        raise ValueError(
+            "--push_to_hub needs --hub_model_id <namespace>/<name>, e.g. my-org/preact-resnet18-fashion-mnist-mixup "
+            "(scripts/publish.py pushes an ERM/mixup pair with that naming)"
+        )
+    training_args.push_to_hub = False
+    return repo_id
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, training_args = parse_args(argv)
     setup_logging(training_args)
+    repo_id = hub_repo_for(training_args)
     trainer, evaluation, eval_split = build_trainer(model_args, data_args, training_args)
     metrics = dict(run_training(trainer, training_args))
     metrics.update(run_evaluation(trainer, evaluation))
     write_model_card(trainer, data_args, eval_split, metrics)
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
+    push_when_asked(trainer, repo_id)
     return metrics
 
 

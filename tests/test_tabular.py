@@ -241,3 +241,16 @@ def test_hub_table_ids_go_through_load_dataset(tmp_path, monkeypatch):
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert sorted(config["id2label"].values()) == names
     assert config["preprocessing"]["numeric_features"] == ["SepalLengthCm", "SepalWidthCm", "PetalLengthCm", "PetalWidthCm"]
+
+
+@pytest.mark.slow
+def test_reproduce_uci_writes_the_table(tmp_path):
+    import reproduce_uci
+
+    results = reproduce_uci.main(["--seeds", "2", "--datasets", "iris", "diabetes", "--runs_dir", str(tmp_path / "runs"),
+                                  "--output", str(tmp_path / "uci")])
+    assert len(results["iris"]["erm"]) == len(results["iris"]["mixup"]) == 2
+    text = (tmp_path / "uci.md").read_text()
+    assert "| iris |" in text and "| 21.3 | 17.3 |" in text and "| diabetes |" in text
+    saved = json.loads((tmp_path / "uci.json").read_text())
+    assert saved["results"]["diabetes"]["mixup"] == results["diabetes"]["mixup"]

@@ -383,3 +383,10 @@ def densenet_bc_190(pretrained: bool = False, **kwargs) -> DenseNetBC:
 def densenet_bc_100(pretrained: bool = False, **kwargs) -> DenseNetBC:
     """DenseNet-BC-100 with growth rate 12 (~0.8M parameters)."""
     return _create(DenseNetBC, "densenet_bc_100", pretrained, **dict(dict(depth=100, growth_rate=12), **kwargs))
+
+
+# The architectures this module registers with timm (a checkpoint of one needs `import hf_mixup`).
+MODEL_NAMES = (
+    "preact_resnet18", "preact_resnet34", "wide_resnet28_10", "wide_resnet28_2", "wide_resnet16_8",
+    "wide_resnet16_4", "wide_resnet10_2", "densenet_bc_190", "densenet_bc_100",
+)
