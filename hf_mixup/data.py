@@ -174,9 +174,22 @@ TABULAR_DATASETS["abalone"] = "single_label_classification"
 DATA_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json"}
 
 
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a")
+
+
+def _folder_builder(folder: str) -> str:
+    """``audiofolder`` for a folder of sound files (one subfolder per class), else ``imagefolder``."""
+    for _, _, files in os.walk(folder):
+        for name in files:
+            if name.lower().endswith(AUDIO_EXTENSIONS):
+                return "audiofolder"
+    return "imagefolder"
+
+
 def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str | None = None) -> DatasetDict:
     """Load ``name``: an offline dataset of :data:`OFFLINE_DATASETS`, a dataset saved with
-    ``save_to_disk``, a local folder of images (``imagefolder``), a local data file, or a Hub id."""
+    ``save_to_disk``, a local folder of images or sound files (``imagefolder`` / ``audiofolder``: one
+    subfolder per class, or a ``train``/``test`` level above them), a local data file, or a Hub id."""
     if name in OFFLINE_DATASETS:
         return OFFLINE_DATASETS[name]()
     suffix = os.path.splitext(name)[1].lower()
@@ -193,7 +206,7 @@ def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str |
             f.endswith((".py", ".parquet", ".csv", ".json", ".jsonl", ".arrow")) for f in os.listdir(name)
         ) or os.path.isdir(os.path.join(name, "data"))
         if not has_loader_files:
-            return load_dataset("imagefolder", data_dir=name, cache_dir=cache_dir)
+            return load_dataset(_folder_builder(name), data_dir=name, cache_dir=cache_dir)
     return load_dataset(name, config_name, cache_dir=cache_dir)
 
 

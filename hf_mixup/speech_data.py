@@ -22,6 +22,10 @@ SPEECH_COMMANDS_LABELS = [
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
     "bed", "bird", "cat", "dog", "happy", "house", "marvin", "sheila", "tree", "wow", "_silence_",
 ]
+# The 10 core commands; the other 20 words are "auxiliary" (is_unknown on the Hub).
+CORE_WORDS = SPEECH_COMMANDS_LABELS[:10]
+KEYWORD_CLASSES = ("all", "words", "kws12")
+
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-029", "en-us-nyc"]
 VARIANTS = [
     "m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "adam", "alicia", "andy", "annie",
@@ -138,10 +142,47 @@ def build_speech_commands(
                     rows["file"].append(f"{word}/{speaker_id}_nohash_{utterance}.wav")
                     rows["audio"].append({"array": array, "sampling_rate": SAMPLING_RATE})
                     rows["label"].append(label)
-                    rows["is_unknown"].append(False)
+                    rows["is_unknown"].append(word not in CORE_WORDS and word != "_silence_")
                     rows["speaker_id"].append(speaker_id)
                     rows["utterance_id"].append(utterance)
                     bar.update()
         splits[split] = Dataset.from_dict(rows, features=features)
     bar.close()
     return DatasetDict(splits)
+
+
+def select_keyword_classes(dataset, classes: str, label_column: str = "label"):
+    """The class set of a speech-commands dataset (Hub or synthetic; a DatasetDict or a Dataset):
+
+    - ``all``: the labels as they are (v0.01: the 30 words and ``_silence_``);
+    - ``words``: the paper's 30 classes, the words only (``_silence_`` clips left out);
+    - ``kws12``: the usual 12-class keyword-spotting task, the 10 core commands, ``_silence_``, and
+      ``_unknown_`` for the 20 auxiliary words.
+    """
+    from datasets import ClassLabel, DatasetDict
+
+    if classes not in KEYWORD_CLASSES:
+        raise ValueError(f"keyword classes must be one of {KEYWORD_CLASSES}, got {classes!r}")
+    if classes == "all":
+        return dataset
+    if isinstance(dataset, DatasetDict):
+        return DatasetDict({k: select_keyword_classes(v, classes, label_column) for k, v in dataset.items()})
+    feature = dataset.features[label_column]
+    if not isinstance(feature, ClassLabel) or "_silence_" not in feature.names:
+        raise ValueError(
+            f"--keyword_classes {classes} needs the speech_commands labels (a ClassLabel with _silence_) in "
+            f"{label_column!r}; this dataset's label is {feature}"
+        )
+    names = feature.names
+    if classes == "words":
+        new_names = [n for n in names if n not in ("_silence_", "_unknown_")]
+        dataset = dataset.filter(lambda labels: [names[i] in new_names for i in labels], input_columns=label_column,
+                                 batched=True)
+        mapping = {i: new_names.index(n) for i, n in enumerate(names) if n in new_names}
+    else:
+        new_names = [*CORE_WORDS, "_silence_", "_unknown_"]
+        mapping = {i: new_names.index(n) if n in new_names else len(new_names) - 1 for i, n in enumerate(names)}
+    features = dataset.features.copy()
+    features[label_column] = ClassLabel(names=new_names)
+    return dataset.map(lambda labels: {label_column: [mapping[i] for i in labels]}, input_columns=label_column,
+                       batched=True, features=features)

@@ -61,6 +61,14 @@ class DataArguments:
     image_column_name: str | None = field(
         default=None, metadata={"help": "Image or audio column (default: image, img or audio)."}
     )
+    keyword_classes: str = field(
+        default="all",
+        metadata={
+            "help": "Speech commands only: all labels; words (the paper's 30 words, _silence_ left out); kws12 "
+            "(10 commands, _silence_, _unknown_ for the other words).",
+            "choices": ["all", "words", "kws12"],
+        },
+    )
     mixing_level: str = field(
         default="spectrogram",
         metadata={
@@ -215,6 +223,10 @@ def load_raw(data_args: DataArguments):
     raw = load_any_dataset(data_args.dataset_name, data_args.dataset_config_name)
     if data_args.train_split not in raw:
         raise ValueError(f"--train_split {data_args.train_split!r} not in the dataset's splits {list(raw)}")
+    if data_args.keyword_classes != "all":
+        from hf_mixup.speech_data import select_keyword_classes
+
+        raw = select_keyword_classes(raw, data_args.keyword_classes, (data_args.label_column_name or ["label"])[0])
     return raw
 
 

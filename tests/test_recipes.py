@@ -41,6 +41,7 @@ def local_sets(tmp_path_factory):
         "ILSVRC/imagenet-1k": tiny_hub_like(root / "imagenet", "image", {"label": 1000}, 48),
         "data/fashion_mnist": tiny_hub_like(root / "fmnist", "image", {"label": 10}, 28),
         "google/speech_commands": tiny_speech(root / "speech"),
+        "iris": "iris",  # an offline table: the recipe runs on the real data
     }
 
 

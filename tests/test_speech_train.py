@@ -44,3 +44,51 @@ def test_train_speech_and_classify_a_wav_file(synthetic_keywords, tmp_path, leve
     wavfile.write(wav_path, rate, (wave * 32767).astype(np.int16))
     scores = pipeline("audio-classification", model=str(out))(str(wav_path), top_k=31)
     assert len(scores) == 31 and abs(sum(s["score"] for s in scores) - 1) < 1e-4
+
+
+def test_keyword_class_sets(synthetic_keywords):
+    from hf_mixup.data import load_any_dataset
+    from hf_mixup.speech_data import CORE_WORDS, SPEECH_COMMANDS_LABELS, select_keyword_classes
+
+    raw = load_any_dataset(synthetic_keywords)["test"]
+    names = raw.features["label"].names
+    assert names == SPEECH_COMMANDS_LABELS
+    assert [bool(u) for u in raw["is_unknown"]] == [names[i] not in CORE_WORDS and names[i] != "_silence_" for i in raw["label"]]
+    words = select_keyword_classes(raw, "words")
+    assert words.features["label"].names == SPEECH_COMMANDS_LABELS[:30]
+    assert words.num_rows == raw.num_rows - raw["label"].count(30)
+    assert [words.features["label"].names[i] for i in words["label"]] == [names[i] for i in raw["label"] if i != 30]
+    kws = select_keyword_classes(raw, "kws12")
+    kws_names = kws.features["label"].names
+    assert kws_names == [*CORE_WORDS, "_silence_", "_unknown_"] and kws.num_rows == raw.num_rows
+    for before, after, unknown in zip(raw["label"], kws["label"], raw["is_unknown"]):
+        assert kws_names[after] == ("_unknown_" if unknown else names[before])
+    with pytest.raises(ValueError, match="keyword classes must be one of"):
+        select_keyword_classes(raw, "twelve")
+
+
+def test_train_on_a_local_audio_folder(synthetic_keywords, tmp_path):
+    """A folder of WAV files, one subfolder per word under train/ and test/ (audiofolder)."""
+    from scipy.io import wavfile
+
+    from hf_mixup.audio import decode_audio
+    from hf_mixup.data import load_any_dataset
+
+    raw = load_any_dataset(synthetic_keywords)
+    names = raw["train"].features["label"].names
+    folder = tmp_path / "clips"
+    for split in ("train", "test"):
+        for i, row in enumerate(raw[split].select(range(min(40, raw[split].num_rows)))):
+            wave, rate = decode_audio(row["audio"])
+            target = folder / split / names[row["label"]]
+            target.mkdir(parents=True, exist_ok=True)
+            wavfile.write(target / f"{i}.wav", rate, (wave * 32767).astype(np.int16))
+    out = tmp_path / "run"
+    metrics = train.main([
+        "--dataset_name", str(folder), "--model_name", "lenet", "--max_steps", "2", "--per_device_train_batch_size", "8",
+        "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true",
+        "--output_dir", str(out),
+    ])
+    assert "test_accuracy" in metrics
+    config = json.loads((out / "config.json").read_text())
+    assert config["architecture"] == "lenet" and set(config["id2label"].values()) <= set(names)
