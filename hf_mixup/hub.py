@@ -158,7 +158,7 @@ def _fingerprint(folder: str, names: list[str]) -> dict[str, str]:
     return out
 
 
-def push_run(run: Run, repo_id: str, token: str | None = None, private: bool = False,
+def push_run(run: Run, repo_id: str, token: str | None = None, private: bool | None = None,
              commit_message: str | None = None) -> str:
     """Upload ``run``'s folder (card already rendered) to ``repo_id``; returns the commit URL, or the
     recorded one when nothing changed since the last successful push. Raises `PublishError`."""
@@ -182,8 +182,9 @@ def push_run(run: Run, repo_id: str, token: str | None = None, private: bool = F
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, private=private, exist_ok=True)
+        # The exact top-level files (a pattern such as *.safetensors would also match checkpoint-N/...).
         info = api.upload_folder(
-            repo_id=repo_id, folder_path=run.path, allow_patterns=UPLOAD_PATTERNS,
+            repo_id=repo_id, folder_path=run.path, allow_patterns=names,
             commit_message=commit_message or f"Upload {run.method} model trained with hf_mixup",
         )
     except Exception as error:  # network, authentication, rejection: all end the same way for the user

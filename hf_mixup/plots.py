@@ -20,7 +20,8 @@ def curves(run_dir: str) -> tuple[dict[float, float], dict[float, float]]:
     error = {round(h["epoch"], 3): 100.0 * (1.0 - h["eval_accuracy"]) for h in history if "eval_accuracy" in h}
     loss = {round(h["epoch"], 3): h["loss"] for h in history if "loss" in h}
     if not error:
-        raise ValueError(f"{run_dir} has no per-epoch evaluation: train with --eval_strategy epoch")
+        raise ValueError(f"{run_dir} has no per-epoch evaluation accuracy: the curves are for classifiers "
+                         "trained with --eval_strategy epoch")
     return error, loss
 
 

@@ -37,16 +37,19 @@ def to_frame(rows: Any):
     import pandas as pd
 
     if isinstance(rows, pd.DataFrame):
-        return rows
-    if hasattr(rows, "to_pandas") and hasattr(rows, "column_names"):
+        frame = rows
+    elif hasattr(rows, "to_pandas") and hasattr(rows, "column_names"):
         frame = rows.to_pandas()
+    elif isinstance(rows, Mapping):
+        frame = pd.DataFrame([dict(rows)]) if all(np.ndim(v) == 0 for v in rows.values()) else pd.DataFrame(dict(rows))
+    elif isinstance(rows, Sequence) and rows and all(isinstance(r, Mapping) for r in rows):
+        frame = pd.DataFrame(list(rows))
+    else:
+        frame = None
+    if frame is not None:
+        if any(not isinstance(c, str) for c in frame.columns):  # names are JSON keys in the saved config
+            frame = frame.rename(columns=str)
         return frame
-    if isinstance(rows, Mapping):
-        if all(np.ndim(v) == 0 for v in rows.values()):
-            return pd.DataFrame([dict(rows)])
-        return pd.DataFrame(dict(rows))
-    if isinstance(rows, Sequence) and rows and all(isinstance(r, Mapping) for r in rows):
-        return pd.DataFrame(list(rows))
     raise ValueError(
         "rows must be a pandas DataFrame, a datasets Dataset, a dict (one row, or one list per column) "
         f"or a list of row dicts; got {type(rows).__name__}"
@@ -60,10 +63,14 @@ def _is_numeric(series) -> bool:
 
 
 def _category(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A value as the text that names its category or class: the same text whether the column holds
+    ints, or floats because a gap made pandas upcast it (1 and 1.0 are both "1")."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
         return None
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
     return str(value).strip()
 
 
@@ -178,7 +185,7 @@ class TabularPreprocessor(FeatureExtractionMixin):
             if label_names is not None:
                 processor.label_names = [str(n) for n in label_names]
             else:
-                processor.label_names = [str(v) for v in sorted(column.unique().tolist())]
+                processor.label_names = [_category(v) for v in sorted(column.unique().tolist())]
         elif task == REGRESSION:
             target = frame[labels[0]].astype("float64")
             if target.isna().any():
@@ -261,7 +268,7 @@ class TabularPreprocessor(FeatureExtractionMixin):
             raise ValueError(f"rows lack the label columns {absent}")
         if self.task == CLASSIFICATION:
             index = {name: i for i, name in enumerate(self.label_names)}
-            values = [str(v) for v in frame[self.label_columns[0]].tolist()]
+            values = [_category(v) for v in frame[self.label_columns[0]].tolist()]
             unknown = sorted(set(values) - set(index))
             if unknown:
                 raise ValueError(f"label column {self.label_columns[0]!r} has values {unknown[:5]} not among the "
@@ -331,7 +338,11 @@ def split_table(frame, label_column: str | None, test_fraction: float, seed: int
                 f"cannot stratify on {label_column!r}: class {values[counts.argmin()]!r} has a single row; "
                 "drop it or give the dataset a test split"
             )
-    train_idx, test_idx = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=labels)
+    try:
+        train_idx, test_idx = train_test_split(index, test_size=test_fraction, random_state=seed, stratify=labels)
+    except ValueError as error:  # e.g. a held-out share with fewer rows than there are classes
+        raise ValueError(f"cannot hold out {test_fraction:.0%} of {len(frame)} rows stratified by {label_column!r}: "
+                         f"{error}; raise --validation_split_percentage or give the dataset a test split") from None
     return frame.iloc[np.sort(train_idx)].reset_index(drop=True), frame.iloc[np.sort(test_idx)].reset_index(drop=True)
 
 

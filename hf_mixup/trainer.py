@@ -170,9 +170,10 @@ class MixupTrainer(Trainer):
         main_input = getattr(self.model, "main_input_name", "input_ids")
         if main_input not in inputs or not hasattr(self.model, "num_parameters"):
             return 0
-        if getattr(self, "_num_parameters", None) is None:
-            self._num_parameters = self.model.num_parameters(exclude_embeddings=True)
-        return 6 * inputs[main_input].numel() * self._num_parameters
+        cached = getattr(self, "_num_parameters", None)
+        if cached is None or cached[0] is not self.model:  # model_init / hyperparameter search swap models
+            cached = self._num_parameters = (self.model, self.model.num_parameters(exclude_embeddings=True))
+        return 6 * inputs[main_input].numel() * cached[1]
 
     def _get_grad_norm(self, model, grad_norm=None):
         # transformers computes the gradient norm every step, for logging only, even without clipping
@@ -182,14 +183,15 @@ class MixupTrainer(Trainer):
         return super()._get_grad_norm(model, grad_norm=grad_norm)
 
     def _logs_next_step(self) -> bool:
+        # As DefaultFlowCallback decides; a user callback that asks to log elsewhere gets no grad_norm.
         args = self.args
+        step = self.state.global_step + 1
+        if args.logging_first_step and step == 1:
+            return True
         if args.logging_strategy == IntervalStrategy.NO:
             return False
         if args.logging_strategy == IntervalStrategy.STEPS:
-            step = self.state.global_step + 1
-            return (args.logging_first_step and step == 1) or (
-                self.state.logging_steps > 0 and step % self.state.logging_steps == 0
-            ) or step >= self.state.max_steps
+            return self.state.logging_steps > 0 and step % self.state.logging_steps == 0
         return True  # epoch-end logging: the last step of an epoch is not known here
 
     @property

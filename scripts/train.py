@@ -93,8 +93,9 @@ class DataArguments:
     task: str = field(
         default="auto",
         metadata={
-            "help": "Tables: the task (auto: several label columns are multi-label, a float column with "
-            "non-integer values regression, anything else classification).",
+            "help": "Tables: the task (auto: several label columns are multi-label; a float column with "
+            "non-integer values or more than 50 distinct values is regression; anything else, integer columns "
+            "included, classification).",
             "choices": ["auto", "single_label_classification", "regression", "multi_label_classification"],
         },
     )
@@ -382,10 +383,19 @@ def build_tabular_trainer(model_args, data_args, training_args, raw) -> tuple[Mi
     if absent:
         raise ValueError(f"--label_column {absent} not among the table's columns {train_ds.column_names}")
     label_feature = train_ds.features[labels[0]]
-    label_names = label_feature.names if isinstance(label_feature, datasets.ClassLabel) else None
-    frame = train_ds.to_pandas()
-    if label_names is not None:  # keep ClassLabel ids as their names, so predictions come back as names
-        frame[labels[0]] = [label_names[i] for i in frame[labels[0]]]
+    single = len(labels) == 1
+    label_names = label_feature.names if single and isinstance(label_feature, datasets.ClassLabel) else None
+
+    def names_for_ids(rows):  # keep ClassLabel ids as their names, so predictions come back as names
+        if label_names is not None:
+            ids = rows[labels[0]].tolist()
+            if any(i < 0 or i >= len(label_names) for i in ids):
+                raise ValueError(f"label column {labels[0]!r} has ids outside 0..{len(label_names) - 1} (-1 marks an "
+                                 "unlabelled row): drop those rows or pick another --eval_split")
+            rows[labels[0]] = [label_names[i] for i in ids]
+        return rows
+
+    frame = names_for_ids(train_ds.to_pandas())
     eval_split = data_args.eval_split or next((s for s in ("test", "validation") if s in raw), None)
     task = data_args.task
     if task == "auto":
@@ -393,9 +403,7 @@ def build_tabular_trainer(model_args, data_args, training_args, raw) -> tuple[Mi
     if eval_split is not None:
         if eval_split not in raw:
             raise ValueError(f"--eval_split {eval_split!r} not in the dataset's splits {list(raw)}")
-        test_frame = raw[eval_split].to_pandas()
-        if label_names is not None:
-            test_frame[labels[0]] = [label_names[i] for i in test_frame[labels[0]]]
+        test_frame = names_for_ids(raw[eval_split].to_pandas())
     else:
         stratify = len(labels) == 1 and task != REGRESSION and TabularPreprocessor._guess_task(frame, labels) == CLASSIFICATION
         frame, test_frame = split_table(
@@ -417,10 +425,13 @@ def build_tabular_trainer(model_args, data_args, training_args, raw) -> tuple[Mi
         model = TabularMLPForPrediction(TabularMLPConfig.from_preprocessor(preprocessor, **kwargs))
     else:
         model = AutoModel.from_pretrained(name)
-        if not isinstance(model, TabularMLPForPrediction) or model.config.num_features != preprocessor.num_features:
-            raise ValueError(f"--model_name {name!r} is not a table MLP for these {preprocessor.num_features} features; "
-                             "use --model_name mlp")
-        model.config.preprocessing = preprocessor.to_dict()
+        if not isinstance(model, TabularMLPForPrediction) or model.config.num_features != preprocessor.num_features \
+                or model.config.num_labels != preprocessor.num_labels:
+            raise ValueError(f"--model_name {name!r} is not a table MLP for these {preprocessor.num_features} features "
+                             f"and {preprocessor.num_labels} outputs; use --model_name mlp")
+        fresh = TabularMLPConfig.from_preprocessor(preprocessor)
+        for key in ("id2label", "label2id", "problem_type", "preprocessing"):  # this table's labels, task, preprocessing
+            setattr(model.config, key, getattr(fresh, key))
     train_table = TensorTable.from_rows(preprocessor, frame)
     test_table = TensorTable.from_rows(preprocessor, test_frame)
     trainer = MixupTrainer(
@@ -503,7 +514,7 @@ def push_when_asked(trainer: MixupTrainer, repo_id: str | None) -> None:
     run = load_run(trainer.args.output_dir)
     render_card(run, repo_id).save(os.path.join(run.path, "README.md"))  # the card names its repository
     try:
-        url = push_run(run, repo_id, token=trainer.args.hub_token, private=bool(trainer.args.hub_private_repo))
+        url = push_run(run, repo_id, token=trainer.args.hub_token, private=trainer.args.hub_private_repo)
         logger.info("pushed %s: %s", repo_id, url)
     except PublishError as error:
         logger.error("%s", error)

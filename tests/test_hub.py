@@ -140,6 +140,8 @@ def test_a_failed_push_leaves_the_run_as_it_was_and_a_retry_does_not_duplicate(r
     args = ["--erm", str(erm), "--mixup", str(mixup), "--namespace", "retry-test"]
     for folder in (erm, mixup):
         (folder / PUBLISHED_RECORD).unlink(missing_ok=True)
+        (folder / "checkpoint-1").mkdir(exist_ok=True)  # what save_total_limit leaves: never uploaded
+        (folder / "checkpoint-1" / "model.safetensors").write_bytes(b"intermediate")
     assert publish.main(args + ["--dry_run"]) == 0  # render the cards: the state a push starts from
     before = {folder: digest(folder) for folder in (erm, mixup)}
 
@@ -152,6 +154,7 @@ def test_a_failed_push_leaves_the_run_as_it_was_and_a_retry_does_not_duplicate(r
     hub = FakeHub(tmp_path / "hub").install(monkeypatch)
     assert publish.main(args) == 0
     assert len(hub.commits) == 2 and len(hub.created) == 2
+    assert not (hub.snapshot("retry-test/mlp-iris-erm") / "checkpoint-1").exists()
     first = hub.head("retry-test/mlp-iris-erm")
     assert publish.main(args) == 0  # again: nothing new is uploaded
     assert len(hub.commits) == 2 and len(hub.created) == 2 and hub.head("retry-test/mlp-iris-erm") == first

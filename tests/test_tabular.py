@@ -254,3 +254,17 @@ def test_reproduce_uci_writes_the_table(tmp_path):
     assert "| iris |" in text and "| 21.3 | 17.3 |" in text and "| diabetes |" in text
     saved = json.loads((tmp_path / "uci.json").read_text())
     assert saved["results"]["diabetes"]["mixup"] == results["diabetes"]["mixup"]
+
+
+def test_codes_and_names_survive_type_changes_and_a_save(tmp_path):
+    """An integer code column read back as floats (a gap makes pandas upcast it) keeps its categories,
+    and tables whose column names are not strings (read_csv(header=None)) survive save/load."""
+    frame = pd.DataFrame({0: [1.5, 2.5, 3.5, 4.5], 1: [1, 2, 1, 3], 2: ["x", "y", "x", "y"]})
+    p = TabularPreprocessor.fit(frame, "2", categorical_columns=["1"])
+    assert p.categorical_features == ["1"] and p.vocabularies["1"] == ["1", "2", "3"]
+    gaps = pd.DataFrame({0: [1.5, 2.5], 1: [2.0, None]})  # floats now, and a missing code
+    np.testing.assert_array_equal(p.encode(gaps)[:, 1:], [[0, 1, 0, 0], [0, 0, 0, 1]])
+    p.save_pretrained(tmp_path)
+    loaded = AutoFeatureExtractor.from_pretrained(tmp_path)
+    np.testing.assert_array_equal(loaded.encode(gaps), p.encode(gaps))
+    np.testing.assert_array_equal(loaded.encode_labels(frame), [0, 1, 0, 1])
