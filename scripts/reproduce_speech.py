@@ -55,7 +55,7 @@ def error_on(run_dir: str, split) -> float:
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/speech_commands_small")
-    parser.add_argument("--train_speakers", type=int, default=12)
+    parser.add_argument("--train_speakers", type=int, default=10)
     parser.add_argument("--eval_speakers", type=int, default=6, help="speakers in validation and in test each")
     parser.add_argument("--models", nargs="+", default=["lenet", "vgg11"], choices=["lenet", "vgg11"])
     parser.add_argument("--alphas", nargs="+", type=float, default=[0.0, 0.1, 0.2])
