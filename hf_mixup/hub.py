@@ -200,10 +200,19 @@ def push_run(run: Run, repo_id: str, token: str | None = None, private: bool | N
 
 
 def prepare_pair(erm_dir: str, mixup_dir: str, namespace: str, model: str | None = None,
-                 dataset: str | None = None, plot: bool = True) -> list[tuple[Run, str]]:
+                 dataset: str | None = None, plot: bool = True, dataset_id: str | None = None,
+                 dataset_title: str | None = None) -> list[tuple[Run, str]]:
     """Render the cards (and the curve plot) of an ERM/mixup pair into their folders; returns
-    ``[(run, repo_id), ...]``, ready for :func:`push_run`."""
+    ``[(run, repo_id), ...]``, ready for :func:`push_run`. ``dataset_id`` / ``dataset_title``: the Hub
+    dataset and the name the cards give the data (for a run on a local copy of a Hub dataset)."""
     erm, mixup = load_run(erm_dir), load_run(mixup_dir)
+    for run in (erm, mixup):
+        if dataset_id:
+            run.settings["dataset_id"] = dataset_id
+        if dataset_title or dataset_id:
+            run.settings["dataset_name"] = dataset_title or dataset_id
+            with open(os.path.join(run.path, CARD_SETTINGS_FILE), "w") as f:  # later pushes keep the names
+                json.dump(run.settings, f, indent=2)
     if erm.method != "erm" or mixup.method != "mixup":
         raise ValueError(
             f"--erm must be a run without mixing and --mixup one with it; got {erm.method} ({erm_dir}) and "

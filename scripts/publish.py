@@ -23,7 +23,7 @@ import os
 import shutil
 import sys
 
-from hf_mixup.hub import UPLOAD_PATTERNS, PublishError, files_to_upload, prepare_pair, push_run
+from hf_mixup.hub import PublishError, files_to_upload, prepare_pair, push_run
 
 
 def stage(run_path: str, target: str) -> str:
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", required=True, help="Hub user or organisation")
     parser.add_argument("--model", default=None, help="model part of the names (default: the architecture)")
     parser.add_argument("--dataset", default=None, help="dataset part of the names (default: the dataset's name)")
+    parser.add_argument("--dataset_id", default=None,
+                        help="the Hub dataset the cards name (e.g. zalando-datasets/fashion_mnist for a local copy of it)")
+    parser.add_argument("--dataset_title", default=None, help="how the cards name the data (default: the dataset id)")
     parser.add_argument("--token", default=None, help="Hub token (default: HF_TOKEN or `hf auth login`)")
     parser.add_argument("--private", action="store_true")
     parser.add_argument("--dry_run", action="store_true", help="render the cards; push nothing")
@@ -50,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", level=logging.INFO)
 
     try:
-        pairs = prepare_pair(args.erm, args.mixup, args.namespace, args.model, args.dataset, plot=not args.no_plot)
+        pairs = prepare_pair(args.erm, args.mixup, args.namespace, args.model, args.dataset, plot=not args.no_plot,
+                             dataset_id=args.dataset_id, dataset_title=args.dataset_title)
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -59,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage_dir:
             print(f"  staged in {stage(run.path, os.path.join(args.stage_dir, repo_id.split('/')[-1]))}")
     if args.dry_run:
-        print(f"dry run: nothing pushed (files matching {UPLOAD_PATTERNS} would be)")
+        print("dry run: nothing pushed")
         return 0
     failed = False
     for run, repo_id in pairs:

@@ -198,3 +198,19 @@ def test_the_card_template_ships_in_the_wheel(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert "{{ card_data }}" in loaded.stdout
+
+
+def test_reference_cards_hold_only_their_own_runs_figures():
+    """model_cards/reference: the Fashion-MNIST pair of scripts/reproduce_fashion_mnist.sh, ready to push."""
+    folders = sorted((ROOT / "model_cards" / "reference").iterdir())
+    assert [f.name for f in folders] == ["preact-resnet18-fashion-mnist-erm", "preact-resnet18-fashion-mnist-mixup"]
+    for folder in folders:
+        card = ModelCard.load(folder / "README.md")
+        results = json.loads((folder / "test_results.json").read_text())
+        values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+        assert values["accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
+        assert values["nll"] == pytest.approx(results["test_nll"], abs=1e-6)
+        assert card.data.datasets == ["zalando-datasets/fashion_mnist"]
+        run = load_run(folder)  # the staged folder can be published as it is
+        assert run.method == folder.name.rsplit("-", 1)[1]
+        assert (folder / "curves.png").is_file() and (folder / "model.safetensors").is_file()
