@@ -63,7 +63,8 @@ def test_config_file_then_command_line_overrides(tmp_path, capsys):
     model_args, data_args, args = train.parse_args([str(config), "--num_train_epochs", "3", "--output_dir", str(tmp_path)])
     assert args.mixup_alpha == 0.0 and args.num_train_epochs == 3 and args.learning_rate == 0.01
     assert args.cutmix_minmax == [0.2, 0.8]
-    assert data_args.dataset_name == "digits" and model_args.model_name == "resnet18"
+    # No --model_name: the modality picks the default (resnet18 for images, vgg11 for speech, mlp for tables).
+    assert data_args.dataset_name == "digits" and model_args.model_name is None
     as_json = tmp_path / "recipe.json"
     as_json.write_text(json.dumps({"mixup_mode": "elem", "seed": 9}))
     _, _, args = train.parse_args([str(as_json), "--output_dir", str(tmp_path)])
