@@ -47,6 +47,7 @@ bench: setup
 	$(PY) scripts/bench_mixing.py
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_speech.py
+	$(PY) scripts/bench_tabular.py
 
 clean:
 	rm -rf runs .pytest_cache
