@@ -15,13 +15,13 @@ twice: writing into a reused output tensor (what MixupTrainer does on the CPU) a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import time
 
 import torch
+from bench_common import write_results
 
 from hf_mixup.mixing import Mixer, mix_inputs, mix_targets
 
@@ -111,12 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             *rows,
         ]
     ) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-    with open(args.output + ".md", "w") as f:
-        f.write(text)
-    with open(args.output + ".json", "w") as f:
-        json.dump({"device": device, "median_ms": raw, "command": "python scripts/bench_mixing.py"}, f, indent=2)
+    write_results(args.output, text, {"device": device, "median_ms": raw, "command": "python scripts/bench_mixing.py"})
     return raw
 
 

@@ -15,7 +15,6 @@ throughput counts the steps after the first --warmup of each run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -23,6 +22,7 @@ import time
 
 import numpy as np
 import torch
+from bench_common import write_results
 from transformers import TimmWrapperImageProcessor, TrainerCallback
 
 from hf_mixup import MixupArguments, MixupTrainer
@@ -155,12 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"| input pipeline alone (decode, augment, collate; no model) | {median['input pipeline alone']:.0f} | "
         f"{median['input pipeline alone'] / median['plain loop']:.1f}x the loop |\n"
     )
-    print(text)
-    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-    with open(args.output + ".md", "w") as f:
-        f.write(text)
-    with open(args.output + ".json", "w") as f:
-        json.dump({"device": device, "images_per_second": rates, "ratio": ratio, "args": vars(args)}, f, indent=2)
+    write_results(args.output, text, {"device": device, "images_per_second": rates, "ratio": ratio, "args": vars(args)})
     return {"ratio": ratio, **median}
 
 
