@@ -31,7 +31,7 @@ class DataCollatorForMixup:
     alone: evaluation is never mixed.
 
     ``post_mix`` transforms the batch after mixing, for evaluation too: with a waveform dataset and
-    :func:`hf_mixup.audio.spectrogram_post_mix`, waveforms are mixed, then turned into spectrograms
+    :func:`hf_mixup.data.audio.spectrogram_post_mix`, waveforms are mixed, then turned into spectrograms
     (waveform-level mixing); with features computed by the dataset or ``base_collator``, the
     spectrograms themselves are mixed (the paper's default).
 

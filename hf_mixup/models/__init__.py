@@ -3,8 +3,8 @@ timm wrapper helpers."""
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
-from ..audio import SpectrogramFeatureExtractor
-from ..tabular import TabularPreprocessor
+from ..data.audio import SpectrogramFeatureExtractor
+from ..data.tabular import TabularPreprocessor
 from . import cifar  # noqa: F401  (registers the CIFAR models with timm)
 from .speech import SpeechCNNConfig, SpeechCNNForAudioClassification
 from .tabular import TabularMLPConfig, TabularMLPForPrediction

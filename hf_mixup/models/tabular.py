@@ -24,7 +24,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from ..tabular import CLASSIFICATION, MULTI_LABEL, REGRESSION, TabularPreprocessor
+from ..data.tabular import CLASSIFICATION, MULTI_LABEL, REGRESSION, TabularPreprocessor
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "silu": nn.SiLU}
 

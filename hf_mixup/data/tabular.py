@@ -349,7 +349,7 @@ def split_table(frame, label_column: str | None, test_fraction: float, seed: int
 def regression_metrics_in_units(preprocessor: TabularPreprocessor):
     """`compute_metrics` for a regression table: MSE, RMSE and MAE in the target's own units (the model
     is trained on standardised targets), R2 unchanged."""
-    from .metrics import regression_metrics
+    from ..metrics import regression_metrics
 
     scale, shift = preprocessor.target_std, preprocessor.target_mean
 

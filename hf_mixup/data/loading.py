@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset, load_from_disk
+from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 
 OFFLINE_DATASETS: dict[str, Callable[[], DatasetDict]] = {}
 
@@ -195,7 +196,18 @@ def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str |
     suffix = os.path.splitext(name)[1].lower()
     if os.path.isfile(name) and suffix in DATA_FILE_BUILDERS:
         kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
-        return load_dataset(DATA_FILE_BUILDERS[suffix], data_files={"train": name}, cache_dir=cache_dir, **kwargs)
+        try:
+            loaded = load_dataset(DATA_FILE_BUILDERS[suffix], data_files={"train": name}, cache_dir=cache_dir, **kwargs)
+        except DatasetGenerationError as error:
+            cause = error.__cause__ or error
+            raise ValueError(f"could not read the table {name}: {_first_line(cause)}") from error
+        except ValueError as error:  # datasets: 'Instruction "train" corresponds to no data!'
+            if "no data" not in str(error):
+                raise
+            raise ValueError(f"the table {name} has no rows") from error
+        if len(loaded["train"]) == 0:
+            raise ValueError(f"the table {name} has no rows")
+        return loaded
     if os.path.isdir(name):
         if os.path.isfile(os.path.join(name, "dataset_dict.json")) or os.path.isfile(
             os.path.join(name, "dataset_info.json")
@@ -207,7 +219,20 @@ def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str |
         ) or os.path.isdir(os.path.join(name, "data"))
         if not has_loader_files:
             return load_dataset(_folder_builder(name), data_dir=name, cache_dir=cache_dir)
-    return load_dataset(name, config_name, cache_dir=cache_dir)
+    if os.path.exists(name):
+        return load_dataset(name, config_name, cache_dir=cache_dir)
+    try:
+        return load_dataset(name, config_name, cache_dir=cache_dir)
+    except (ConnectionError, FileNotFoundError, DatasetNotFoundError) as error:
+        raise ValueError(
+            f"could not load the dataset {name!r} ({_first_line(error)}): it is no offline name "
+            f"({', '.join(sorted(OFFLINE_DATASETS))}), no local path, and no Hub dataset in the cache or reachable"
+        ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def save_dataset(build: Callable[[], DatasetDict], output: str) -> str:

@@ -200,7 +200,7 @@ def needs_hf_mixup(model) -> bool:
         return True
     architecture = getattr(config, "architecture", None)
     if architecture:
-        from .models import cifar
+        from ..models import cifar
 
         return architecture in cifar.MODEL_NAMES
     return False

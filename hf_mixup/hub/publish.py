@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .model_card import CARD_SETTINGS_FILE, build_card
+from .card import CARD_SETTINGS_FILE, build_card
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Run:
     def needs_hf_mixup(self) -> bool:
         if str(self.config.get("model_type", "")).startswith("hf_mixup"):
             return True
-        from .models.cifar import MODEL_NAMES
+        from ..models.cifar import MODEL_NAMES
 
         return self.config.get("architecture") in MODEL_NAMES
 

@@ -1,0 +1,258 @@
+"""`hf-mixup train`: train an image, audio or tabular model with mixup (or ERM) through `MixupTrainer`.
+
+    hf-mixup train                                  # mixup (alpha 1) on the bundled digits
+    hf-mixup train --mixup_alpha 0                  # the ERM baseline
+    hf-mixup train recipe.yaml --seed 3             # a config file, then command-line overrides
+    accelerate launch scripts/train.py ...          # the same command line, under accelerate
+    accelerate launch --multi_gpu --num_processes 2 scripts/train.py --use_cpu   # two gloo ranks on a CPU
+
+With no arguments it trains a timm ResNet-18 on scikit-learn's handwritten digits (no download) and
+writes a safetensors checkpoint, `all_results.json` and a model card (`README.md`) to `output_dir`.
+`--dataset_name` takes Hub ids (`uoft-cs/cifar10`), saved datasets, image or audio folders,
+csv/parquet/json files, or an offline name (`digits`, `fashion_mnist`, the UCI tables `iris`, `wine`,
+`breast_cancer`, `phishing`, `abalone`, `diabetes`); `--model_name` any timm architecture, `lenet`/`vgg11`
+for speech, `mlp` for tables (the default for a dataset without an image or audio column), or a
+checkpoint path / Hub id. An existing `output_dir` with checkpoints is resumed from its last checkpoint.
+
+`main(argv)` runs in-process and raises; `run(argv)` is the command: a mistake in what was asked for
+(flags, dataset, model name) ends with a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+import datasets
+import torch
+import transformers
+import yaml
+from transformers import HfArgumentParser, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from ..arguments import MixupArguments
+from ..data import OFFLINE_DATASETS
+from ..trainer import MixupTrainer
+from .audio import AudioDataArguments, build_audio_trainer, select_classes
+from .common import DataArguments as CommonDataArguments
+from .common import load_raw, load_splits
+from .errors import UsageError
+from .images import ImageDataArguments, ImageModelArguments, build_image_trainer
+from .tables import TableDataArguments, build_table_trainer, is_tabular
+
+logger = logging.getLogger("hf_mixup.train")
+
+
+@dataclass
+class DataArguments(TableDataArguments, AudioDataArguments, ImageDataArguments, CommonDataArguments):
+    """The dataset flags: those every modality shares, then the image, audio and table ones."""
+
+
+@dataclass
+class ModelArguments(ImageModelArguments):
+    model_name: str | None = field(
+        default=None,
+        metadata={"help": "A timm architecture (default resnet18; resnext50_32x4d, preact_resnet18, ...), lenet or "
+                          "vgg11 (speech, default vgg11), mlp (tables, the default), or a checkpoint path / Hub id."},
+    )
+    model_kwargs: str | None = field(
+        default=None,
+        metadata={"help": 'JSON keyword arguments for timm.create_model (\'{"drop_rate": 0.1}\') or the table MLP '
+                          '(\'{"hidden_sizes": [128, 128], "dropout": 0.1, "activation": "relu"}\').'},
+    )
+
+
+# Defaults of this script that differ from TrainingArguments' (a config file or the command line wins).
+SCRIPT_DEFAULTS: dict[str, Any] = {
+    "num_train_epochs": 30,
+    "per_device_train_batch_size": 64,
+    "per_device_eval_batch_size": 256,
+    "learning_rate": 2e-3,
+    "weight_decay": 5e-4,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 0.05,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 2,
+    "logging_steps": 10,
+    "report_to": ["tensorboard"],
+    "remove_unused_columns": False,
+    "dataloader_pin_memory": torch.cuda.is_available(),
+    "seed": 42,
+}
+
+
+def _config_file_to_argv(path: str) -> list[str]:
+    with open(path) as f:
+        config = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a mapping of argument names to values, got {type(config).__name__}")
+    argv: list[str] = []
+    for key, value in config.items():
+        if value is None:
+            continue
+        argv.append(f"--{key}")
+        if isinstance(value, (list, tuple)):
+            argv.extend(str(v) for v in value)
+        elif isinstance(value, dict):
+            argv.append(json.dumps(value))
+        else:
+            argv.append(str(value))
+    return argv
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, MixupArguments]:
+    """Command line, optionally led by a YAML/JSON config file whose values the command line overrides."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")) and not argv[0].startswith("-"):
+        argv = _config_file_to_argv(argv[0]) + argv[1:]
+    parser = HfArgumentParser((ModelArguments, DataArguments, MixupArguments))
+    parser.set_defaults(**SCRIPT_DEFAULTS)
+    model_args, data_args, training_args, extra = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )
+    if extra:
+        raise UsageError(f"unknown arguments {extra}; `hf-mixup train --help` lists the flags")
+    if not any(a == "--output_dir" or a.startswith("--output_dir=") for a in argv):
+        # Default: runs/<dataset>-<mixup|erm>, so the ERM and mixup runs of `make train` sit side by side.
+        slug = os.path.basename(os.path.normpath(data_args.dataset_name))
+        method = "mixup" if training_args.mixing_enabled else "erm"
+        return parse_args(argv + ["--output_dir", os.path.join("runs", f"{slug}-{method}")])
+    return model_args, data_args, training_args
+
+
+def setup_logging(training_args: MixupArguments) -> None:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    level = training_args.get_process_log_level()
+    logger.setLevel(level)
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+
+
+def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, Any, str]:
+    """The trainer, the evaluation dataset and its split's name: everything built, nothing trained."""
+    set_seed(training_args.seed)
+    raw = load_raw(data_args)
+    if is_tabular(data_args, raw[data_args.train_split]):
+        return build_table_trainer(model_args, data_args, training_args, raw)
+    raw = select_classes(raw, data_args)
+    train, evaluation, eval_split, input_col, label_col, labels = load_splits(data_args, training_args.seed, raw)
+    build = build_audio_trainer if isinstance(train.features[input_col], datasets.Audio) else build_image_trainer
+    trainer = build(model_args, data_args, training_args, train, evaluation, input_col, label_col, labels)
+    return trainer, evaluation, eval_split
+
+
+def run_training(trainer: MixupTrainer, training_args: MixupArguments) -> dict[str, float]:
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint is not None:
+            logger.info("Resuming from %s", checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model()
+    trainer.log_metrics("train", result.metrics)
+    trainer.save_metrics("train", result.metrics)
+    trainer.save_state()
+    return result.metrics
+
+
+def run_evaluation(trainer: MixupTrainer, evaluation) -> dict[str, float]:
+    metrics = trainer.evaluate(evaluation, metric_key_prefix="test")
+    if "test_accuracy" in metrics:
+        metrics["test_error"] = 1.0 - metrics["test_accuracy"]
+    trainer.log_metrics("test", metrics)
+    trainer.save_metrics("test", metrics)
+    return metrics
+
+
+def modality_of(model) -> str:
+    from ..models import TabularMLPForPrediction
+
+    if isinstance(model, TabularMLPForPrediction):
+        return "tabular"
+    return "audio" if model.main_input_name in ("input_features", "input_values") else "image"
+
+
+def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split: str, metrics: dict[str, float]) -> None:
+    offline = data_args.dataset_name in OFFLINE_DATASETS
+    trainer.create_model_card(
+        dataset_name=data_args.dataset_name,
+        dataset_id=None if offline or os.path.exists(data_args.dataset_name) else data_args.dataset_name,
+        metrics={k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")},
+        eval_split=eval_split,
+        modality=modality_of(trainer.model),
+    )
+
+
+def push_when_asked(trainer: MixupTrainer, repo_id: str | None) -> None:
+    """`--push_to_hub`: upload the finished run (weights, preprocessing, card) once, at the end. A failed
+    push is logged with its cause; the local output is complete either way."""
+    if repo_id is None or not trainer.is_world_process_zero():
+        return
+    from ..hub import PublishError, load_run, push_run, render_card
+
+    run = load_run(trainer.args.output_dir)
+    render_card(run, repo_id).save(os.path.join(run.path, "README.md"))  # the card names its repository
+    try:
+        url = push_run(run, repo_id, token=trainer.args.hub_token, private=trainer.args.hub_private_repo)
+        logger.info("pushed %s: %s", repo_id, url)
+    except PublishError as error:
+        logger.error("%s", error)
+
+
+def hub_repo_for(training_args: MixupArguments) -> str | None:
+    """The repository of `--push_to_hub`, checked before training starts; the Trainer's own push (which
+    creates the repository when the trainer is built, so a network failure would stop training before
+    it starts) is switched off: the script pushes the finished run itself."""
+    if not training_args.push_to_hub:
+        return None
+    repo_id = training_args.hub_model_id
+    if not repo_id or repo_id.count("/") != 1:
+        raise ValueError(
+            "--push_to_hub needs --hub_model_id <namespace>/<name>, e.g. my-org/preact-resnet18-fashion-mnist-mixup "
+            "(scripts/publish.py pushes an ERM/mixup pair with that naming)"
+        )
+    training_args.push_to_hub = False
+    return repo_id
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    """Parse ``argv``, build, train, evaluate, write the model card (and push when asked); the metrics."""
+    model_args, data_args, training_args = parse_args(argv)
+    setup_logging(training_args)
+    repo_id = hub_repo_for(training_args)
+    trainer, evaluation, eval_split = build_trainer(model_args, data_args, training_args)
+    return train_and_report(trainer, evaluation, eval_split, data_args, training_args, repo_id)
+
+
+def train_and_report(trainer, evaluation, eval_split, data_args, training_args, repo_id) -> dict[str, float]:
+    metrics = dict(run_training(trainer, training_args))
+    metrics.update(run_evaluation(trainer, evaluation))
+    write_model_card(trainer, data_args, eval_split, metrics)
+    push_when_asked(trainer, repo_id)
+    return metrics
+
+
+def run(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """The command: like `main`, but a mistake in what was asked for (a `ValueError` while parsing the
+    flags or building the data and model) prints one line and returns 2; errors in training propagate."""
+    prog = prog or os.path.basename(sys.argv[0]) or "hf-mixup train"
+    try:
+        model_args, data_args, training_args = parse_args(argv)
+        setup_logging(training_args)
+        repo_id = hub_repo_for(training_args)
+        trainer, evaluation, eval_split = build_trainer(model_args, data_args, training_args)
+    except ValueError as error:  # UsageError, and the argument checks of MixupArguments / TrainingArguments
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return 2
+    train_and_report(trainer, evaluation, eval_split, data_args, training_args, repo_id)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run())
