@@ -1,0 +1,57 @@
+"""Negative log-likelihood of the true class, an `evaluate` metric shipped with hf_mixup."""
+
+import datasets
+import evaluate
+
+from hf_mixup.metrics import functional
+
+_DESCRIPTION = """\
+Negative log-likelihood (cross-entropy, log loss) of the true class under predicted class
+probabilities: NLL = -1/N sum_i log p_i[y_i]. Probabilities are clipped to [eps, 1] with eps the
+float64 machine epsilon, as scikit-learn's `log_loss` does. Lower is better; mixup's effect on it is
+one of the calibration results of Thulasidasan et al. (2019).
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    references (`list` of `int`): true class ids, shape [N].
+    prediction_scores (`list` of `list` of `float`): class probabilities, shape [N, C].
+Returns:
+    nll (`float`): mean negative log-likelihood (natural log).
+Examples:
+    >>> from hf_mixup import metrics
+    >>> nll = metrics.load("nll")
+    >>> round(nll.compute(references=[0, 1], prediction_scores=[[0.5, 0.5], [0.5, 0.5]])["nll"], 4)
+    0.6931
+"""
+
+_CITATION = """\
+@inproceedings{thulasidasan2019mixup,
+  title={On Mixup Training: Improved Calibration and Predictive Uncertainty for Deep Neural Networks},
+  author={Thulasidasan, Sunil and Chennupati, Gopinath and Bilmes, Jeff A. and Bhattacharya, Tanmoy
+          and Michalak, Sarah},
+  booktitle={Advances in Neural Information Processing Systems (NeurIPS)},
+  year={2019}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class Nll(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "references": datasets.Value("int64"),
+                    "prediction_scores": datasets.Sequence(datasets.Value("float64")),
+                }
+            ),
+            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.log_loss.html"],
+        )
+
+    def _compute(self, references, prediction_scores):
+        log_probs = functional.log_probs_from_probs(functional.as_float64(prediction_scores))
+        return {"nll": functional.nll(log_probs, functional.as_class_ids(references))}

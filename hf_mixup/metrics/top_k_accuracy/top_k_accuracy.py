@@ -1,0 +1,66 @@
+"""Top-k accuracy, an `evaluate` metric shipped with hf_mixup."""
+
+import datasets
+import evaluate
+
+from hf_mixup.metrics import functional
+
+_DESCRIPTION = """\
+Top-k accuracy: the share of examples whose true class is among the k classes with the highest
+predicted scores (ImageNet's top-5 accuracy with k = 5). k >= C counts every example as right.
+The result is named `top{k}_accuracy` (`top5_accuracy` by default), the name `MixupTrainer` logs.
+"""
+
+_KWARGS_DESCRIPTION = """
+Args:
+    references (`list` of `int`): true class ids, shape [N].
+    prediction_scores (`list` of `list` of `float`): class scores (probabilities), shape [N, C].
+    k (`int`, *optional*): how many top classes count; defaults to the `k` given to
+        `hf_mixup.metrics.load("top_k_accuracy", k=...)`, else 5.
+Returns:
+    top{k}_accuracy (`float`): in [0, 1].
+Examples:
+    >>> from hf_mixup import metrics
+    >>> top2 = metrics.load("top_k_accuracy", k=2)
+    >>> top2.compute(references=[2, 0], prediction_scores=[[0.5, 0.3, 0.2], [0.1, 0.3, 0.6]])
+    {'top2_accuracy': 0.0}
+"""
+
+_CITATION = """\
+@article{russakovsky2015imagenet,
+  title={ImageNet Large Scale Visual Recognition Challenge},
+  author={Russakovsky, Olga and Deng, Jia and Su, Hao and others},
+  journal={International Journal of Computer Vision},
+  volume={115},
+  pages={211--252},
+  year={2015}
+}
+"""
+
+
+@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
+class TopKAccuracy(evaluate.Metric):
+    def __init__(self, k: int = functional.DEFAULT_TOP_K, **kwargs):
+        self.k = int(k)
+        super().__init__(**kwargs)
+
+    def _info(self):
+        return evaluate.MetricInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            inputs_description=_KWARGS_DESCRIPTION,
+            features=datasets.Features(
+                {
+                    "references": datasets.Value("int64"),
+                    "prediction_scores": datasets.Sequence(datasets.Value("float64")),
+                }
+            ),
+            reference_urls=[
+                "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html"
+            ],
+        )
+
+    def _compute(self, references, prediction_scores, k=None):
+        k = self.k if k is None else int(k)
+        scores = functional.as_float64(prediction_scores)
+        return {f"top{k}_accuracy": functional.top_k_accuracy(scores, functional.as_class_ids(references), k)}
