@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -12,11 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
-from transformers.utils import logging
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, get_last_checkpoint
+from transformers.utils import is_sagemaker_mp_enabled, logging
 
 from . import losses
 from .arguments import MixupArguments
+from .checkpoints import has_full_weights, load_checkpoint_weights
 from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
 from .hidden import mixing_at, mixing_points
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
@@ -54,6 +54,26 @@ class _EpochCallback(TrainerCallback):
             collator.set_epoch(state.epoch or 0.0, args.mixing_active_at(state.epoch))
 
 
+class _MixupStateCallback(TrainerCallback):
+    """Writes the mixing generators' state (`mixup_state.pth`, one file per rank when the world size is
+    above 1) into every checkpoint folder, right after the Trainer has saved it."""
+
+    def __init__(self, trainer: MixupTrainer):
+        self.trainer = trainer
+
+    def on_save(self, args, state, control, **kwargs):
+        if args.save_only_model:  # no RNG, optimizer or scheduler state either: such checkpoints do not resume
+            return
+        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+        if not os.path.isdir(folder):
+            logger.warning(
+                f"No checkpoint folder at {folder} (hyperparameter search writes its trials' checkpoints elsewhere): "
+                "its mixing state is not saved, and a run resumed from it draws new mixing decisions"
+            )
+            return
+        self.trainer.save_mixup_state(folder)
+
+
 class MixupTrainer(Trainer):
     r"""
     A [`~transformers.Trainer`] that trains on mixup / CutMix batches.
@@ -75,8 +95,18 @@ class MixupTrainer(Trainer):
     multi-label: `bce`, `exact_match`, `label_accuracy`, `micro_f1`). Training logs `mixup_lambda`, the
     mean weight of each example in its mix.
 
+    Checkpoints hold the mixing generators' state (`mixup_state.pth`, one per rank) next to the
+    Trainer's RNG state, so `train(resume_from_checkpoint=...)` continues with the same mixing draws;
+    the model weights are loaded with the weight-name conversion of `from_pretrained` (see
+    [`~hf_mixup.checkpoints.load_checkpoint_weights`]), for resuming and for `load_best_model_at_end`
+    alike, and a checkpoint whose keys do not match the model raises a `ValueError`.
+
     Args:
         mixer: a [`~hf_mixup.mixing.Mixer`] to draw from instead of the one built from `args`.
+        skip_gc_at_train_start: on the CPU only, let this trainer's `accelerator.free_memory()` (called
+            at the start of every `train()`) drop its references without the full `gc.collect()`, whose
+            cost grows with everything the process holds: worth it for many short `train()` calls on a
+            small model. Off by default; ignored on other devices and with DeepSpeed.
         Every other argument is the [`~transformers.Trainer`]'s.
     """
 
@@ -84,7 +114,15 @@ class MixupTrainer(Trainer):
     # training, so `training_step` must not divide by the accumulation steps again.
     loss_is_scaled_for_ga = True
 
-    def __init__(self, model=None, args: MixupArguments | None = None, *trainer_args, mixer: Mixer | None = None, **kwargs):
+    def __init__(
+        self,
+        model=None,
+        args: MixupArguments | None = None,
+        *trainer_args,
+        mixer: Mixer | None = None,
+        skip_gc_at_train_start: bool = False,
+        **kwargs,
+    ):
         if args is None:
             args = MixupArguments(output_dir="trainer_output")
         if not isinstance(args, MixupArguments):
@@ -154,14 +192,15 @@ class MixupTrainer(Trainer):
         if self.compute_metrics is None:
             self.compute_metrics = default_metrics_for(self.problem_type)
         self.add_callback(_EpochCallback(self))
+        self.add_callback(_MixupStateCallback(self))
         self._lam_sum = 0.0
         self._lam_count = 0
         self._collator_next_draw: int | None = None
         self._mix_workspaces: dict[str, torch.Tensor] = {}
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(["hf_mixup", "mixup" if args.mixing_enabled else "erm"])
-        _cache_package_checks()
-        if self.args.device.type == "cpu" and not self.is_deepspeed_enabled:
+        self.skip_gc_at_train_start = bool(skip_gc_at_train_start)
+        if self.skip_gc_at_train_start and self.args.device.type == "cpu" and not self.is_deepspeed_enabled:
             _skip_gc_in_free_memory(self.accelerator)
 
     def floating_point_ops(self, inputs: dict[str, Any]) -> int:
@@ -200,14 +239,22 @@ class MixupTrainer(Trainer):
         return derive_seed(self.args.seed, self.args.process_index)
 
     # -- data ---------------------------------------------------------------------------------------
-    def _get_dataloader(self, dataset, description, batch_size, sampler_fn=None, is_training=False, dataloader_key=None):
-        if is_training or self._mixup_collator is None:
-            return super()._get_dataloader(dataset, description, batch_size, sampler_fn, is_training, dataloader_key)
-        # Evaluation and prediction are never mixed: use the base collator.
+    def get_eval_dataloader(self, eval_dataset=None):
+        """The Trainer's evaluation loader; with a `DataCollatorForMixup`, batches come from its `unmixed`
+        collation (class-id labels, clean inputs): evaluation is never mixed."""
+        return self._unmixed_loader(super().get_eval_dataloader, eval_dataset)
+
+    def get_test_dataloader(self, test_dataset):
+        """The Trainer's prediction loader, unmixed as in `get_eval_dataloader`."""
+        return self._unmixed_loader(super().get_test_dataloader, test_dataset)
+
+    def _unmixed_loader(self, build, dataset):
+        if self._mixup_collator is None:
+            return build(dataset)
         collator = self.data_collator
         self.data_collator = self._mixup_collator.unmixed
         try:
-            return super()._get_dataloader(dataset, description, batch_size, sampler_fn, is_training, dataloader_key)
+            return build(dataset)
         finally:
             self.data_collator = collator
 
@@ -327,8 +374,9 @@ class MixupTrainer(Trainer):
 
     def _workspace(self, key: str, like: torch.Tensor) -> torch.Tensor | None:
         """A reused output tensor for mixing ``key`` on the CPU, where every fresh batch-sized tensor costs
-        its page faults (a 77 MB batch: ~35 ms, six times a copy). Safe here: the previous step's
-        mixed batch is no longer needed once its backward pass is done. GPUs cache their allocations."""
+        its page faults (results/bench_mixing.md times a new output against a reused one). Safe here: the
+        previous step's mixed batch is no longer needed once its backward pass is done. GPUs cache their
+        allocations."""
         if like.device.type != "cpu" or like.requires_grad:
             return None
         buffer = self._mix_workspaces.get(key)
@@ -390,40 +438,64 @@ class MixupTrainer(Trainer):
         stem, ext = os.path.splitext(MIXUP_STATE_NAME)
         return os.path.join(directory, f"{stem}_{self.args.process_index}{ext}")
 
-    def _save_rng_state(self, output_dir: str) -> None:
-        super()._save_rng_state(output_dir)
+    def save_mixup_state(self, directory: str) -> None:
+        """Write this process's mixing state into checkpoint folder ``directory``: the on-device mixer's
+        generator and, with a `DataCollatorForMixup`, the collator's generator as it was before the
+        first batch that training has not consumed yet."""
         state = {"mixer": self.mixer.state_dict()}
         if self._mixup_collator is not None:
             state["collator"] = self._mixup_collator.state_dict(next_draw=self._collator_next_draw)
-        torch.save(state, self._mixup_state_file(output_dir))
+        os.makedirs(directory, exist_ok=True)
+        torch.save(state, self._mixup_state_file(directory))
 
-    def _load_rng_state(self, checkpoint: str | None) -> None:
-        super()._load_rng_state(checkpoint)
-        if checkpoint is None:
-            return
-        path = self._mixup_state_file(checkpoint)
+    def load_mixup_state(self, directory: str) -> bool:
+        """Restore the mixing state saved in checkpoint folder ``directory``; False (with a warning) when
+        it holds none, in which case the run draws new mixing decisions."""
+        path = self._mixup_state_file(directory)
         if not os.path.isfile(path):
             logger.warning(
                 f"No mixing state at {path}: the resumed run draws new mixing decisions and will not match an "
                 "uninterrupted one (the checkpoint was written by another trainer or world size)"
             )
-            return
+            return False
         state = torch.load(path, weights_only=True)
         self.mixer.load_state_dict(state["mixer"])
+        if self._mixup_collator is not None and "collator" in state:
+            self._mixup_collator.load_state_dict(state["collator"])
+        return True
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
-        if self._mixup_collator is not None and resume_from_checkpoint:
-            # The collator draws while batches are collated, which starts before the Trainer restores
-            # its RNG states: restore the collator's generator first.
+        """`Trainer.train`; when resuming, the mixing state of the checkpoint is restored first (the
+        collator draws while batches are collated, before the Trainer restores its own RNG states)."""
+        if resume_from_checkpoint:
             checkpoint = resume_from_checkpoint
             if checkpoint is True:
                 checkpoint = get_last_checkpoint(self.args.output_dir)
-            path = self._mixup_state_file(checkpoint) if checkpoint else None
-            if path and os.path.isfile(path):
-                state = torch.load(path, weights_only=True)
-                if "collator" in state:
-                    self._mixup_collator.load_state_dict(state["collator"])
+            if checkpoint:  # none found: Trainer.train raises
+                self.load_mixup_state(checkpoint)
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _loads_weights_itself(self) -> bool:
+        # DeepSpeed, FSDP and SageMaker model parallelism load their own sharded formats.
+        return not (self.is_deepspeed_enabled or self.is_fsdp_enabled or is_sagemaker_mp_enabled())
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: nn.Module | None = None) -> None:
+        # Trainer loads with a plain load_state_dict(strict=False): models whose saved names differ from
+        # their module names (ViT, DeiT, Swin, AST, ...) would keep their random initialisation.
+        if self._loads_weights_itself() and has_full_weights(resume_from_checkpoint):
+            target = self.model if model is None else model
+            route = load_checkpoint_weights(target, resume_from_checkpoint)
+            logger.info(f"Loaded the model weights of {resume_from_checkpoint} ({route})")
+            return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+
+    def _load_best_model(self) -> None:
+        checkpoint = self.state.best_model_checkpoint
+        if self._loads_weights_itself() and has_full_weights(checkpoint):
+            route = load_checkpoint_weights(self.model, checkpoint)
+            logger.info(f"Loaded the best model from {checkpoint} (score: {self.state.best_metric}, {route})")
+            return
+        super()._load_best_model()
 
     # -- model card ---------------------------------------------------------------------------------
     def create_model_card(self, *args, **kwargs) -> None:
@@ -431,7 +503,7 @@ class MixupTrainer(Trainer):
         settings and this run's evaluation results (`transformers.modelcard` would call the network)."""
         if not self.is_world_process_zero():
             return
-        from .model_card import CARD_SETTINGS_FILE, build_model_card
+        from .hub.card import CARD_SETTINGS_FILE, build_model_card
 
         # push_to_hub calls this again with its own arguments: keep what an earlier call said.
         self._model_card_kwargs = {**getattr(self, "_model_card_kwargs", {}), **{k: v for k, v in kwargs.items() if v is not None}}
@@ -448,23 +520,11 @@ class MixupTrainer(Trainer):
 CARD_SETTINGS_KEYS = ("dataset_name", "dataset_id", "eval_split", "modality", "license", "metrics")
 
 
-def _cache_package_checks() -> None:
-    """accelerate asks importlib whether `lomo_optim` is installed on every backward and optimizer step
-    (three file-system searches a step, ~0.2 ms: a quarter of a small MLP's step on a CPU). What is
-    installed does not change during a run: answer from a cache."""
-    import accelerate.accelerator
-    import accelerate.optimizer
-
-    for module in (accelerate.accelerator, accelerate.optimizer):
-        check = getattr(module, "is_lomo_available", None)
-        if check is not None and not hasattr(check, "cache_info"):
-            module.is_lomo_available = functools.lru_cache(maxsize=None)(check)
-
-
 def _skip_gc_in_free_memory(accelerator) -> None:
-    """`Trainer.train()` starts with `accelerator.free_memory()`, whose full `gc.collect()` takes ~0.25 s
-    in a process holding torch, transformers and datasets: more than a whole 10-epoch run of the paper's
-    UCI MLP. On the CPU there is no device cache to release, so drop the references and skip the collection."""
+    """Replace `free_memory` on this one accelerator instance (`MixupTrainer(skip_gc_at_train_start=True)`):
+    it resets what `Accelerator.free_memory` resets (the prepared objects and the step counter) without
+    `release_memory`'s full `gc.collect()`; on the CPU there is no device cache to release. Other
+    accelerators in the process keep accelerate's own method."""
 
     def free_memory(*objects):
         accelerator._schedulers = []

@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_weights, tiny_resnet, tiny_vit, weights
+from conftest import assert_same_weights, mixup_args, tiny_resnet, tiny_vit, weights
 
 from hf_mixup import DataCollatorForMixup, MixupArguments, MixupTrainer
 from hf_mixup.mixing import MixDraw, Mixer, mix_inputs
@@ -18,21 +18,11 @@ pytestmark = pytest.mark.slow
 
 
 def make_args(tmp_path, name="run", **kwargs):
-    defaults = dict(
-        output_dir=str(tmp_path / name),
-        report_to="none",
-        logging_steps=1,
-        save_strategy="no",
-        eval_strategy="no",
-        per_device_train_batch_size=32,
-        learning_rate=0.05,
-        optim="sgd",
-        lr_scheduler_type="constant",
-        seed=1,
-        disable_tqdm=True,
-    )
-    defaults.update(kwargs)
-    return MixupArguments(**defaults)
+    """`mixup_args` with plain SGD at a constant rate 0.05, batches of 32, no evaluation."""
+    settings = dict(eval_strategy="no", per_device_train_batch_size=32, learning_rate=0.05, optim="sgd",
+                    lr_scheduler_type="constant", seed=1)
+    settings.update(kwargs)
+    return mixup_args(tmp_path, name, **settings)
 
 
 class FixedDraws(Mixer):
@@ -316,15 +306,21 @@ def test_steps_per_epoch_counts_like_the_trainer(tmp_path, digits_dataset, accum
 
 
 def test_small_model_overhead_cuts_keep_the_logged_figures(tmp_path, digits_dataset, monkeypatch):
-    """The per-step savings for small models (grad norm only on logging steps, the accelerate package
-    check cached, no full gc.collect when train() starts on the CPU) change nothing that is logged."""
+    """The per-step savings for small models (grad norm only on logging steps, the parameter count of
+    the FLOP estimate taken once, and, opted in, no full gc.collect when train() starts on the CPU)
+    change nothing that is logged, and replace nothing process-wide."""
     import gc
 
+    import accelerate.accelerator
     import accelerate.optimizer
+    from accelerate import Accelerator
 
     trainer = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, max_steps=4, logging_steps=2),
-                           train_dataset=digits_dataset)
-    assert hasattr(accelerate.optimizer.is_lomo_available, "cache_info")
+                           train_dataset=digits_dataset, skip_gc_at_train_start=True)
+    for module in (accelerate.accelerator, accelerate.optimizer):
+        assert not hasattr(module.is_lomo_available, "cache_info")
+    assert "free_memory" in vars(trainer.accelerator)  # this accelerator only
+    assert vars(Accelerator)["free_memory"].__module__ == "accelerate.accelerator"
     collections = []
     monkeypatch.setattr(gc, "collect", lambda *a: collections.append(a) or 0)
     trainer.train()
@@ -334,3 +330,38 @@ def test_small_model_overhead_cuts_keep_the_logged_figures(tmp_path, digits_data
     assert all(h["grad_norm"] > 0 for h in logged)
     assert trainer.floating_point_ops({"pixel_values": torch.zeros(2, 3, 32, 32)}) == (
         6 * 2 * 3 * 32 * 32 * trainer.model.num_parameters(exclude_embeddings=True))
+
+
+def test_train_start_collects_garbage_by_default(tmp_path, digits_dataset, monkeypatch):
+    import gc
+
+    trainer = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, max_steps=1), train_dataset=digits_dataset)
+    assert "free_memory" not in vars(trainer.accelerator)
+    collections = []
+    collect = gc.collect
+    monkeypatch.setattr(gc, "collect", lambda *a: collections.append(a) or collect(*a))
+    trainer.train()
+    assert collections
+
+
+def test_free_memory_without_gc_resets_what_accelerate_resets(tmp_path, digits_dataset, monkeypatch):
+    """The opt-in replacement leaves the accelerator as accelerate's own free_memory does (less the
+    garbage collection), so an accelerate upgrade that resets more fails here."""
+    import gc
+
+    trainer = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, max_steps=1), train_dataset=digits_dataset,
+                           skip_gc_at_train_start=True)
+    trainer.train()  # the accelerator now holds the prepared model, optimizer and loader
+    accelerator = trainer.accelerator
+    before = dict(vars(accelerator))
+    assert before["_models"] and before["_optimizers"]
+    ours = accelerator.free_memory("a", "b")
+    after_ours = dict(vars(accelerator))
+    vars(accelerator).update(before)
+    monkeypatch.setattr(gc, "collect", lambda *a: 0)
+    theirs = type(accelerator).free_memory(accelerator, "a", "b")
+    after_theirs = dict(vars(accelerator))
+    assert ours == theirs == [None, None]
+    assert after_ours.keys() == after_theirs.keys()
+    changed = [k for k in after_ours if k != "free_memory" and not (after_ours[k] is after_theirs[k] or after_ours[k] == after_theirs[k])]
+    assert not changed
