@@ -1,13 +1,19 @@
-"""Shared fixtures: real small data (scikit-learn's digits) and small real models."""
+"""Shared fixtures and helpers: real small data (scikit-learn's digits), small real models, quiet
+training arguments, fixed mixing draws, and what launching processes needs."""
 
 from __future__ import annotations
 
 import os
+import socket
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -24,9 +30,8 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
-@pytest.fixture(scope="session")
-def digits_arrays():
-    """Digits as float pixel tensors [N, 3, 8, 8] in [-1, 1] and int labels (1,797 real images)."""
+def load_digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's digits as float pixel tensors [N, 3, 8, 8] in [-1, 1] and int labels (1,797 real images)."""
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -34,32 +39,67 @@ def digits_arrays():
     return pixels.unsqueeze(1).expand(-1, 3, -1, -1).contiguous(), torch.tensor(digits.target, dtype=torch.long)
 
 
-@pytest.fixture(scope="session")
-def digits_dataset(digits_arrays):
-    """The first 512 digits as a `datasets.Dataset` of `pixel_values` and a `label` ClassLabel."""
-    pixels, labels = digits_arrays
+def digits_as_dataset(pixels: torch.Tensor, labels: torch.Tensor, n: int = 512) -> Dataset:
+    """The first ``n`` digits as a torch-formatted `datasets.Dataset` of `pixel_values` and a `label` ClassLabel."""
     features = Features(
         {
             "pixel_values": Sequence(Sequence(Sequence(Value("float32")))),
             "label": ClassLabel(names=[str(i) for i in range(10)]),
         }
     )
-    ds = Dataset.from_dict({"pixel_values": pixels[:512].numpy(), "label": labels[:512].tolist()}, features=features)
+    ds = Dataset.from_dict({"pixel_values": pixels[:n].numpy(), "label": labels[:n].tolist()}, features=features)
     return ds.with_format("torch")
+
+
+@pytest.fixture(scope="session")
+def digits_arrays():
+    """Digits as float pixel tensors [N, 3, 8, 8] in [-1, 1] and int labels (1,797 real images)."""
+    return load_digits_arrays()
+
+
+@pytest.fixture(scope="session")
+def digits_dataset(digits_arrays):
+    """The first 512 digits as a `datasets.Dataset` of `pixel_values` and a `label` ClassLabel."""
+    return digits_as_dataset(*digits_arrays)
 
 
 @pytest.fixture(scope="session")
 def synthetic_keywords(tmp_path_factory) -> str:
     """A small synthetic keyword set (2 / 1 / 1 speakers, 31 labels), saved to disk; built once."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-    import make_speech_commands
+    from hf_mixup.data import save_dataset
+    from hf_mixup.data.speech_commands import build_speech_commands
 
     out = tmp_path_factory.mktemp("speech") / "synth"
-    return make_speech_commands.main(["--output", str(out), "--train_speakers", "2", "--validation_speakers", "1",
-                                      "--test_speakers", "1", "--utterances", "1", "--seed", "0"])
+    return save_dataset(lambda: build_speech_commands(2, 1, 1, utterances=1, seed=0), str(out))
+
+
+def hub_like_images(image_column: str, label_columns: dict[str, int], size: int, n: int = 8):
+    """A `DatasetDict` (train, test) of ``n`` random RGB images each, with the columns and feature types of a
+    Hub image dataset: an `Image` column and `ClassLabel` columns of the given sizes (labels ``i % k``)."""
+    from datasets import DatasetDict, Image
+
+    rng = np.random.default_rng(0)
+    labels = {name: ClassLabel(num_classes=k) for name, k in label_columns.items()}
+    features = Features({image_column: Image(), **labels})
+
+    def split():
+        rows = {image_column: [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(n)]}
+        rows.update({name: [i % k for i in range(n)] for name, k in label_columns.items()})
+        return Dataset.from_dict(rows, features=features)
+
+    return DatasetDict({"train": split(), "test": split()})
+
+
+def mixed_by_hand(values: torch.Tensor, draw) -> torch.Tensor:
+    """``lam[i] * values[i] + (1 - lam[i]) * values[index[i]]`` for a `MixDraw`, by the formula."""
+    lam = draw.lam.to(values.dtype).view(-1, *[1] * (values.ndim - 1))
+    return lam * values + (1 - lam) * values[draw.index]
+
+
+def digits_batch(dataset, n: int = 8) -> dict[str, torch.Tensor]:
+    """The first ``n`` rows of ``digits_dataset`` as a model batch (``pixel_values``, class-id ``labels``)."""
+    rows = dataset[:n]
+    return {"pixel_values": rows["pixel_values"], "labels": rows["label"]}
 
 
 def tiny_resnet(num_labels: int = 10, **kwargs):
@@ -91,14 +131,77 @@ def tiny_vit(num_labels: int = 10, **kwargs):
     return TimmWrapperForImageClassification(config)
 
 
-@pytest.fixture
-def make_resnet():
-    return tiny_resnet
+def tiny_preact(num_labels: int = 10):
+    """The hf_mixup PreAct ResNet-18 with narrow stages for 8x8 images (4 stages + pooling: 5 mixing points)."""
+    from hf_mixup.models import create_timm_classifier
+
+    torch.manual_seed(0)
+    return create_timm_classifier("preact_resnet18", num_labels, image_size=8, model_args={"channels": [8, 16, 32, 64]})
 
 
-@pytest.fixture
-def make_vit():
-    return tiny_vit
+def mixup_args(tmp_path, name: str | None = None, **kwargs):
+    """`MixupArguments` for a quiet run in ``tmp_path`` (or ``tmp_path / name``): no reports, no saves, no
+    progress bars, a log every step; ``kwargs`` override or add any field."""
+    from hf_mixup import MixupArguments
+
+    settings = dict(
+        output_dir=str(tmp_path if name is None else tmp_path / name),
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+    )
+    settings.update(kwargs)
+    return MixupArguments(**settings)
+
+
+# Plain SGD at a constant rate without clipping: one step is ``w - lr * grad``, to compare weights exactly.
+PLAIN_SGD = dict(optim="sgd", lr_scheduler_type="constant", max_grad_norm=0.0, weight_decay=0.0)
+
+
+def fixed_mixer(draw):
+    """A `Mixer` whose every draw is ``draw`` (a `MixDraw`), so a test knows each example's partner and lam."""
+    from hf_mixup.mixing import Mixer
+
+    class FixedMixer(Mixer):
+        def draw(self, batch_size, spatial_size=None):
+            assert batch_size == draw.batch_size, (batch_size, draw.batch_size)
+            return draw
+
+    return FixedMixer()
+
+
+def assert_scores_are_softmax(scores: list[dict], logits: torch.Tensor, id2label: dict) -> None:
+    """A classification pipeline's ``scores`` (``top_k`` of them) are the softmax of ``logits`` (one example's,
+    ``[num_labels]``), largest first, each under its label."""
+    probs = torch.softmax(logits.detach().double().flatten(), -1)
+    expected = [(id2label[i], float(probs[i])) for i in probs.argsort(descending=True)[: len(scores)].tolist()]
+    assert [s["label"] for s in scores] == [label for label, _ in expected]
+    assert [s["score"] for s in scores] == pytest.approx([p for _, p in expected], rel=1e-4, abs=1e-6)
+
+
+def tone(freq: float, seconds: float = 1.0, rate: int = 16000) -> np.ndarray:
+    """A pure tone of amplitude 0.5, float32 samples."""
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_env() -> dict:
+    """The environment for `accelerate launch` in a subprocess: this checkout first, one thread a rank, offline."""
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", ACCELERATE_USE_CPU="1")
+    return env
+
+
+def accelerate_launch(*args: str) -> list[str]:
+    """The command line of the virtualenv's `accelerate launch` with ``args`` after it."""
+    return [str(Path(sys.executable).parent / "accelerate"), "launch", *args]
 
 
 def weights(model) -> dict[str, torch.Tensor]:

@@ -4,6 +4,7 @@ import dataclasses
 import math
 
 import pytest
+from conftest import mixup_args
 
 from hf_mixup import MixupArguments
 
@@ -13,12 +14,8 @@ MIXUP_FIELDS = [
 ]
 
 
-def make(tmp_path, **kwargs):
-    return MixupArguments(output_dir=str(tmp_path), report_to="none", **kwargs)
-
-
 def test_defaults_and_help(tmp_path):
-    args = make(tmp_path)
+    args = mixup_args(tmp_path)
     assert args.mixup_alpha == 1.0 and args.mixup_mode == "batch" and args.mixing_enabled
     fields = {f.name: f for f in dataclasses.fields(MixupArguments)}
     for name in MIXUP_FIELDS:
@@ -43,11 +40,11 @@ def test_defaults_and_help(tmp_path):
 )
 def test_bad_values_raise_value_error_naming_the_field(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        make(tmp_path, **kwargs)
+        mixup_args(tmp_path, **kwargs)
 
 
 def test_erm_and_schedule(tmp_path):
-    assert not make(tmp_path, mixup_alpha=0.0).mixing_enabled
-    assert make(tmp_path, mixup_alpha=0.0, cutmix_alpha=1.0).mixing_enabled
-    args = make(tmp_path, mixup_warmup_epochs=2, mixup_off_epoch=5)
+    assert not mixup_args(tmp_path, mixup_alpha=0.0).mixing_enabled
+    assert mixup_args(tmp_path, mixup_alpha=0.0, cutmix_alpha=1.0).mixing_enabled
+    args = mixup_args(tmp_path, mixup_warmup_epochs=2, mixup_off_epoch=5)
     assert [args.mixing_active_at(e) for e in (0, 1.9, 2.0, 4.99, 5.0, 7)] == [False, False, True, True, False, False]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_resnet
+from conftest import mixup_args, tiny_resnet
 
-from hf_mixup import DataCollatorForMixup, MixupArguments, MixupTrainer
+from hf_mixup import DataCollatorForMixup, MixupTrainer
 from hf_mixup.collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY
 
 
@@ -67,10 +67,7 @@ def test_cutmix_through_the_collator():
 
 @pytest.mark.slow
 def test_workers_draw_differently_across_workers_and_epochs(tmp_path, digits_dataset):
-    args = MixupArguments(
-        output_dir=str(tmp_path), report_to="none", per_device_train_batch_size=32, dataloader_num_workers=2,
-        mixup_mode="elem", seed=3,
-    )
+    args = mixup_args(tmp_path, per_device_train_batch_size=32, dataloader_num_workers=2, mixup_mode="elem", seed=3)
     trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset,
                            data_collator=DataCollatorForMixup())
     loader = trainer.get_train_dataloader()
@@ -90,8 +87,7 @@ def test_workers_draw_differently_across_workers_and_epochs(tmp_path, digits_dat
 @pytest.mark.slow
 def test_survives_remove_unused_columns(tmp_path, digits_dataset):
     extra = digits_dataset.with_format(None).add_column("note", ["x"] * len(digits_dataset)).with_format("torch")
-    args = MixupArguments(output_dir=str(tmp_path / "a"), report_to="none", remove_unused_columns=True, max_steps=2,
-                          per_device_train_batch_size=16, save_strategy="no", disable_tqdm=True, logging_steps=1)
+    args = mixup_args(tmp_path, "a", remove_unused_columns=True, max_steps=2, per_device_train_batch_size=16)
     trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=extra, data_collator=DataCollatorForMixup())
     batch = next(iter(trainer.get_train_dataloader()))
     assert set(batch) == {"pixel_values", "labels", MIXUP_LAMBDA_KEY, MIXUP_DRAW_KEY}
@@ -107,17 +103,38 @@ def test_survives_remove_unused_columns(tmp_path, digits_dataset):
             row = digits_dataset[i]
             return {"pixel_values": row["pixel_values"], "label": row["label"], "note": "dropped"}
 
-    args = MixupArguments(output_dir=str(tmp_path / "b"), report_to="none", remove_unused_columns=True, max_steps=2,
-                          per_device_train_batch_size=16, save_strategy="no", disable_tqdm=True, logging_steps=1)
+    args = mixup_args(tmp_path, "b", remove_unused_columns=True, max_steps=2, per_device_train_batch_size=16)
     trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=Rows(), data_collator=DataCollatorForMixup())
     trainer.train()
     assert any("mixup_lambda" in h for h in trainer.state.log_history)
 
 
 def test_from_args_takes_the_mixing_settings(tmp_path):
-    args = MixupArguments(output_dir=str(tmp_path), report_to="none", mixup_alpha=0.4, cutmix_alpha=1.0,
-                          mixup_mode="pair", mixup_prob=0.5, label_smoothing_factor=0.1, seed=7)
+    args = mixup_args(tmp_path, mixup_alpha=0.4, cutmix_alpha=1.0, mixup_mode="pair", mixup_prob=0.5,
+                      label_smoothing_factor=0.1, seed=7)
     collator = DataCollatorForMixup.from_args(args, num_labels=3)
     assert (collator.mixup_alpha, collator.cutmix_alpha, collator.mixup_mode, collator.mixup_prob) == (0.4, 1.0, "pair", 0.5)
     assert collator.label_smoothing == 0.1 and collator.seed == 7 and collator.num_labels == 3
     assert collator._mixer.mode == "pair" and collator._mixer.prob == 0.5
+
+
+def test_integer_multi_hot_labels_become_float_targets():
+    collator = DataCollatorForMixup(num_labels=3, seed=0, rank=0)
+    rows = [{"pixel_values": torch.zeros(3, 2, 2), "labels": torch.tensor([1, 0, 1])} for _ in range(4)]
+    batch = collator(rows)
+    assert batch["labels"].dtype == torch.float32 and torch.equal(batch["labels"], torch.tensor([[1.0, 0.0, 1.0]] * 4))
+
+
+def test_label_smoothing_is_for_single_label_models_only(tmp_path):
+    with pytest.raises(ValueError, match="single-label"):
+        MixupTrainer(model=tiny_resnet(num_labels=1), args=mixup_args(tmp_path),
+                     data_collator=DataCollatorForMixup(label_smoothing=0.1))
+    trainer = MixupTrainer(model=tiny_resnet(num_labels=1), args=mixup_args(tmp_path, label_smoothing_factor=0.1),
+                           data_collator=DataCollatorForMixup())
+    assert trainer.data_collator.label_smoothing == 0.0  # regression targets are never smoothed
+
+
+def test_the_trainer_refuses_fractional_warmup_with_a_collator(tmp_path):
+    with pytest.raises(ValueError, match="whole number of epochs"):
+        MixupTrainer(model=tiny_resnet(), args=mixup_args(tmp_path, mixup_warmup_epochs=0.5),
+                     data_collator=DataCollatorForMixup())

@@ -13,16 +13,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from huggingface_hub import ModelCard
+import torch
+from conftest import ROOT, assert_scores_are_softmax, mixup_args, tiny_resnet
 from hub_layout import FakeHub
+from huggingface_hub import ModelCard
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import publish  # noqa: E402
-import train  # noqa: E402
-
-from hf_mixup.hub import PUBLISHED_RECORD, PublishError, load_run, push_run, repo_name  # noqa: E402
+from hf_mixup.cli import publish, train
+from hf_mixup.hub import PUBLISHED_RECORD, PublishError, load_run, push_run, repo_name
 
 pytestmark = pytest.mark.slow
 QUIET = ["--report_to", "none", "--disable_tqdm", "true", "--save_strategy", "no"]
@@ -92,30 +89,41 @@ def test_publish_pairs_then_load_them_with_plain_transformers(runs, tmp_path, mo
         assert not any(name.startswith("checkpoint") or name == "training_args.bin" for name in os.listdir(snapshot))
 
     # Download through the real from_pretrained, offline, in a fresh process.
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import json, sys, numpy as np, torch
         from safetensors.torch import load_file
         import hf_mixup
         from transformers import AutoModel, AutoModelForAudioClassification, AutoModelForImageClassification, pipeline
         from PIL import Image
         repos, runs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-        out = {{}}
+        out = {}
+        rng = np.random.default_rng(0)
         for key, repo in repos.items():
             modality = key.split(":")[0]
             if modality == "image":
-                model = AutoModelForImageClassification.from_pretrained(repo)
-                scores = pipeline("image-classification", model=repo)(Image.new("RGB", (32, 32), "white"), top_k=3)
+                model = AutoModelForImageClassification.from_pretrained(repo).eval()
+                classifier = pipeline("image-classification", model=repo)
+                image = Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+                scores = classifier(image, top_k=3)
+                inputs = classifier.image_processor(images=image, return_tensors="pt")
             elif modality == "audio":
-                model = AutoModelForAudioClassification.from_pretrained(repo)
-                scores = pipeline("audio-classification", model=repo)(np.zeros(16000, dtype=np.float32), top_k=3)
+                model = AutoModelForAudioClassification.from_pretrained(repo).eval()
+                classifier = pipeline("audio-classification", model=repo)
+                wave = (0.1 * rng.standard_normal(16000)).astype(np.float32)
+                scores = classifier(wave, top_k=3)
+                inputs = classifier.feature_extractor(wave, sampling_rate=16000, return_tensors="pt")
             else:
-                model = AutoModel.from_pretrained(repo)
-                scores = model.predict({{"sepal length (cm)": 5.1, "sepal width (cm)": 3.5,
-                                         "petal length (cm)": 1.4, "petal width (cm)": 0.2}})
+                model = AutoModel.from_pretrained(repo).eval()
+                row = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5, "petal length (cm)": 1.4, "petal width (cm)": 0.2}
+                scores = model.predict(row)
+                inputs = {"input_values": model.preprocessor(row)["input_values"].to(model.dtype)}
+            with torch.no_grad():
+                logits = model(**inputs).logits[0]
             local = load_file(runs[key] + "/model.safetensors")
             state = model.state_dict()
             same = all(torch.equal(state[k], v) for k, v in local.items())
-            out[key] = {{"same_weights": same, "n": len(local), "scores": scores}}
+            out[key] = {"same_weights": same, "n": len(local), "scores": scores, "logits": logits.tolist(),
+                         "id2label": model.config.id2label}
         print(json.dumps(out))
     """)
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(hub.cache_dir), HF_HOME=str(tmp_path / "home"),
@@ -128,10 +136,13 @@ def test_publish_pairs_then_load_them_with_plain_transformers(runs, tmp_path, mo
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     for key, result in loaded.items():
         assert result["same_weights"] and result["n"] > 0, key
+        # The scores are the softmax of the downloaded model's logits (the tabular predict gives the top class).
+        id2label = {int(i): label for i, label in result["id2label"].items()}
+        assert_scores_are_softmax(result["scores"], torch.tensor(result["logits"]), id2label)
         if key.startswith("tabular"):
             assert result["scores"][0]["label"] in ("setosa", "versicolor", "virginica")
         else:
-            assert len(result["scores"]) == 3 and all(0 <= s["score"] <= 1 for s in result["scores"])
+            assert len(result["scores"]) == 3
 
 
 def test_a_failed_push_leaves_the_run_as_it_was_and_a_retry_does_not_duplicate(runs, tmp_path, monkeypatch):
@@ -201,7 +212,7 @@ def test_the_card_template_ships_in_the_wheel(tmp_path):
 
 
 def test_reference_cards_hold_only_their_own_runs_figures():
-    """model_cards/reference: the Fashion-MNIST pair of scripts/reproduce_fashion_mnist.sh, ready to push."""
+    """model_cards/reference: the Fashion-MNIST pair of scripts/reproduce_fashion_mnist.py, ready to push."""
     folders = sorted((ROOT / "model_cards" / "reference").iterdir())
     assert [f.name for f in folders] == ["preact-resnet18-fashion-mnist-erm", "preact-resnet18-fashion-mnist-mixup"]
     for folder in folders:
@@ -214,3 +225,16 @@ def test_reference_cards_hold_only_their_own_runs_figures():
         run = load_run(folder)  # the staged folder can be published as it is
         assert run.method == folder.name.rsplit("-", 1)[1]
         assert (folder / "curves.png").is_file() and (folder / "model.safetensors").is_file()
+
+
+def test_push_to_hub_card_keeps_the_run_figures(tmp_path):
+    """`Trainer.push_to_hub` calls `create_model_card` again with its own arguments: the card keeps the
+    figures and settings an earlier call gave."""
+    from hf_mixup import MixupTrainer
+
+    trainer = MixupTrainer(model=tiny_resnet(), args=mixup_args(tmp_path))
+    trainer.create_model_card(dataset_name="digits", metrics={"accuracy": 0.75}, eval_split="validation")
+    trainer.create_model_card(model_name="run")  # what Trainer.push_to_hub does
+    card = ModelCard.load(tmp_path / "README.md")
+    result = card.data.eval_results[0]
+    assert result.dataset_name == "digits" and result.dataset_split == "validation" and result.metric_value == 0.75

@@ -2,8 +2,10 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
+from conftest import mixed_by_hand
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -233,11 +235,24 @@ def test_cutmix_minmax_box_sides():
     assert bool((y1 <= 20).all() and (x1 <= 20).all() and (y0 >= 0).all())
 
 
-@pytest.mark.parametrize("alpha", [0.1, 0.2, 0.4, 1.0, 2.0])
+@pytest.mark.parametrize("alpha", [0.1, 0.2, 0.4, 1.0, 2.0, 4.0])
 def test_beta_sampler_matches_the_beta_distribution(alpha):
     samples = sample_beta(alpha, 20000, torch.Generator().manual_seed(0), dtype=torch.float64).numpy()
     assert samples.min() >= 0.0 and samples.max() <= 1.0
     assert stats.kstest(samples, stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 4.0])
+def test_mixup_weights_of_a_mixer_follow_beta_alpha_alpha(alpha):
+    """A mixer's float32 weights against float32 samples of scipy's Beta(alpha, alpha): a two-sample test,
+    since for small alphas float32 rounds a share of the weights to exactly 1.0 (ties a one-sample test
+    would count as a deviation)."""
+    lam = Mixer(mixup_alpha=alpha, mode="elem", seed=0).draw(20000).lam.numpy()
+    reference = stats.beta(alpha, alpha).rvs(20000, random_state=np.random.default_rng(0)).astype(np.float32)
+    assert stats.ks_2samp(lam, reference).pvalue > 1e-3
+    # and the test tells a neighbouring distribution apart at this sample size
+    skewed = stats.beta(alpha, 1.5 * alpha).rvs(20000, random_state=np.random.default_rng(0)).astype(np.float32)
+    assert stats.ks_2samp(lam, skewed).pvalue < 1e-6
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
@@ -335,6 +350,78 @@ def test_both_mixing_paths_and_the_out_workspace_agree_with_the_formula(dtype, m
     torch.testing.assert_close(result, expected, **tol)
 
 
+# -- the per-example loop: large examples, partners that are not a roll of the batch, or half precision --
+
+LARGE = (5, 2, 128, 128)  # 32,768 elements an example: mixed by a loop of per-example lerps
+
+
+def loop_draw(partners: str) -> MixDraw:
+    lam = torch.tensor([0.2, 0.9, 0.35, 0.6, 0.75])
+    if partners == "pair":
+        draw = Mixer(mode="pair", seed=4).draw(5)  # an odd batch: one example is its own partner, lam 1
+        assert int((draw.index == torch.arange(5)).sum()) == 1
+        return draw
+    if partners == "permutation":
+        return MixDraw(lam=lam, index=torch.tensor([3, 0, 4, 1, 2]))
+    if partners == "batch-wide-permutation":
+        return MixDraw(lam=torch.full((5,), 0.3), index=torch.tensor([2, 4, 1, 0, 3]), batch_wide=True)
+    return MixDraw(lam=lam, index=(torch.arange(5) + 2) % 5)  # "rolled": half precision only
+
+
+LOOP_TOLERANCE = {torch.float32: 1e-6, torch.bfloat16: 2**-8, torch.float16: 2**-10}
+
+
+LOOP_CASES = [
+    (partners, dtype)
+    for partners in ("pair", "permutation", "batch-wide-permutation", "rolled")
+    for dtype in (torch.float32, torch.bfloat16, torch.float16)
+    if not (partners == "rolled" and dtype == torch.float32)  # that one takes the two-lerp roll path
+]
+
+
+@pytest.mark.parametrize("with_out", [False, True], ids=["new-tensor", "into-out"])
+@pytest.mark.parametrize("partners, dtype", LOOP_CASES, ids=[f"{p}-{str(d)[6:]}" for p, d in LOOP_CASES])
+def test_per_example_loop_mixes_each_example_exactly(partners, dtype, with_out):
+    from hf_mixup import mixing
+
+    draw = loop_draw(partners)
+    x = torch.randn(*LARGE, generator=torch.Generator().manual_seed(0)).to(dtype)
+    before = x.clone()
+    assert x[0].numel() >= mixing._PER_EXAMPLE_LOOP_NUMEL
+    out = torch.full_like(x, float("nan")) if with_out else None
+    mixed = mix_inputs(x, draw, out=out)
+    expected = mixed_by_hand(x.double(), draw)
+    tol = LOOP_TOLERANCE[dtype]
+    assert mixed.dtype == dtype and mixed.shape == x.shape
+    torch.testing.assert_close(mixed.double(), expected, atol=tol, rtol=tol)
+    for i, j in enumerate(draw.index.tolist()):  # each example mixed with its own partner, not another's
+        if draw.lam[i] == 1.0:
+            assert torch.equal(mixed[i], x[i])
+        else:
+            torch.testing.assert_close(mixed[i].double(), expected[i], atol=tol, rtol=tol)
+    if with_out:
+        assert mixed.data_ptr() == out.data_ptr()
+    assert torch.equal(x, before)
+
+
+@pytest.mark.parametrize("partners", ["pair", "permutation", "batch-wide-permutation", "rolled"])
+def test_hidden_features_mix_out_of_place_with_the_formula_and_its_gradient(partners):
+    """Inputs that require grad (hidden features) are mixed out of place, for autograd, whatever their size."""
+    draw = loop_draw(partners)
+    for shape in (LARGE, (5, 3, 4)):
+        leaf = torch.randn(*shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64, requires_grad=True)
+        x = leaf * 1.0  # a non-leaf, as features inside a network are
+        mixed = mix_inputs(x, draw)
+        reference_leaf = leaf.detach().clone().requires_grad_(True)
+        expected = mixed_by_hand(reference_leaf, draw)
+        torch.testing.assert_close(mixed, expected, atol=1e-12, rtol=1e-12)
+        weights = torch.randn(*shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        (mixed * weights).sum().backward()
+        (expected * weights).sum().backward()
+        torch.testing.assert_close(leaf.grad, reference_leaf.grad, atol=1e-12, rtol=1e-12)
+        assert torch.equal(x, leaf.detach())
+
+
 def test_out_workspace_validation():
     x = torch.randn(4, 3)
     draw = MixDraw(lam=torch.full((4,), 0.5), index=torch.tensor([1, 2, 3, 0]))
@@ -362,6 +449,24 @@ def test_rolled_partners_mix_like_the_gathered_formula(dtype, batch_wide, with_o
         torch.testing.assert_close(mixed, expected, atol=tol, rtol=tol)
         if with_out:
             assert mixed.data_ptr() == out.data_ptr()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_per_example_weights_are_not_rounded(dtype):
+    x = torch.tensor([[1.0], [0.0]]).to(dtype)
+    draw = MixDraw(lam=torch.tensor([0.2, 0.9]), index=torch.tensor([1, 0]))
+    out = mix_inputs(x, draw).float()
+    torch.testing.assert_close(out, torch.tensor([[0.2], [0.1]]), atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["batch", "elem"])
+def test_no_example_is_its_own_partner(mode):
+    mixer = Mixer(mode=mode, seed=0)
+    for batch_size in (2, 3, 7, 64):
+        for _ in range(20):
+            index = mixer.draw(batch_size).index
+            assert not bool((index == torch.arange(batch_size)).any())
+            assert torch.equal(index.sort().values, torch.arange(batch_size))
 
 
 def test_partners_are_a_roll_by_every_shift():

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+from conftest import ROOT, hub_like_images
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
-
-import train  # noqa: E402
+from hf_mixup.cli import train
 
 pytestmark = pytest.mark.slow
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
 
 
-def tiny_hub_like(path: Path, image_column: str, label_columns: dict[str, int], size: int, n: int = 8) -> str:
+def tiny_hub_like(path: Path, image_column: str, label_columns: dict[str, int], size: int) -> str:
     """A DatasetDict saved to disk with the columns and feature types of the Hub dataset."""
-    rng = np.random.default_rng(0)
-    features = {image_column: Image()}
-    features.update({name: ClassLabel(num_classes=k) for name, k in label_columns.items()})
-    def split():
-        rows = {image_column: [rng.integers(0, 255, (size, size, 3), dtype=np.uint8) for _ in range(n)]}
-        rows.update({name: [i % k for i in range(n)] for name, k in label_columns.items()})
-        return Dataset.from_dict(rows, features=Features(features))
-    DatasetDict({"train": split(), "test": split()}).save_to_disk(str(path))
+    hub_like_images(image_column, label_columns, size).save_to_disk(str(path))
     return str(path)
 
 
@@ -47,7 +36,7 @@ def local_sets(tmp_path_factory):
 
 def tiny_speech(path: Path) -> str:
     """The synthetic keyword set (schema of google/speech_commands v0.01) with a validation split."""
-    from hf_mixup.speech_data import build_speech_commands
+    from hf_mixup.data.speech_commands import build_speech_commands
 
     build_speech_commands(1, 1, 1, 1, progress=False).save_to_disk(str(path))
     return str(path)

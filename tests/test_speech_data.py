@@ -7,8 +7,8 @@ import pytest
 from datasets import Audio, ClassLabel
 
 from hf_mixup.data import load_any_dataset
+from hf_mixup.data.speech_commands import SPEECH_COMMANDS_LABELS, build_speech_commands
 from hf_mixup.models import SpectrogramFeatureExtractor
-from hf_mixup.speech_data import SPEECH_COMMANDS_LABELS, build_speech_commands
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def test_feature_extractor_on_the_synthetic_clips(tiny):
 
 
 def test_missing_tools_get_a_clear_error(monkeypatch):
-    import hf_mixup.speech_data as speech_data
+    import hf_mixup.data.speech_commands as speech_data
 
     monkeypatch.setattr(speech_data.shutil, "which", lambda tool: None)
     with pytest.raises(ValueError, match="apt-get install espeak-ng sox"):
