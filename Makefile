@@ -34,14 +34,20 @@ system-deps:
 test: setup
 	$(PY) -m pytest tests
 
-# ERM and mixup (alpha 1) on the bundled digits, one run per seed, then the comparison table.
+# ERM and mixup (alpha 1) on the bundled digits, one run per seed, then the comparison table and the
+# training curves (results/digits_erm_vs_mixup.md and results/digits_curves.png, from exactly these runs).
+DIGITS_ERM = $(foreach seed,$(SEEDS),runs/digits-erm-seed$(seed))
+DIGITS_MIXUP = $(foreach seed,$(SEEDS),runs/digits-mixup-seed$(seed))
 train: setup
 	@for seed in $(SEEDS); do \
 	  $(LAUNCH) scripts/train.py --seed $$seed --output_dir runs/digits-mixup-seed$$seed || exit 1; \
 	  $(LAUNCH) scripts/train.py --seed $$seed --mixup_alpha 0 --output_dir runs/digits-erm-seed$$seed || exit 1; \
 	done
-	$(PY) scripts/compare.py --erm runs/digits-erm-seed* --mixup runs/digits-mixup-seed* --output runs/digits-comparison.md
+	$(PY) scripts/compare.py --erm $(DIGITS_ERM) --mixup $(DIGITS_MIXUP) --output results/digits_erm_vs_mixup.md
+	$(PY) scripts/plot_curves.py --erm $(DIGITS_ERM) --mixup $(DIGITS_MIXUP) --output results/digits_curves.png \
+	  --title "digits: timm ResNet-18, ERM vs mixup (alpha 1), $(words $(SEEDS)) seeds"
 
+# The benchmarks, with the command lines their results files record.
 bench: setup
 	$(PY) scripts/bench_overhead.py --rounds 12
 	$(PY) scripts/bench_mixing.py

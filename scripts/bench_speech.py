@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Speech benchmarks, on this machine:
+"""Speech benchmarks, on the machine that runs them:
 
 1. feature extraction, clips per second: hf_mixup's SpectrogramFeatureExtractor against transformers'
    ASTFeatureExtractor and WhisperFeatureExtractor on the same one-second 16 kHz clips;
@@ -12,29 +12,19 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 from transformers import ASTFeatureExtractor, WhisperFeatureExtractor
 
-from bench_common import StepTimer
-
 from hf_mixup import MixupArguments, MixupTrainer
+from hf_mixup.experiments import StepTimer, command_line, describe_machine, time_interleaved, write_results
 from hf_mixup.models import SpectrogramFeatureExtractor, SpeechCNNConfig, SpeechCNNForAudioClassification
 
-
-def clips_per_second(extract, clips, rounds: int = 5) -> float:
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        extract(clips)
-        times.append(time.perf_counter() - start)
-    return len(clips) / statistics.median(times)
+# The ratio hf_mixup aims for here, and why.
+TARGET = ("Target (hf_mixup's): mixup's step at most 1.02x ERM's, so that turning mixup on costs next to nothing "
+          "beside the forward and backward pass (the mix is one pass over the batch of spectrograms).")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -49,11 +39,12 @@ def main(argv: list[str] | None = None) -> dict:
     rng = np.random.default_rng(0)
     clips = [rng.standard_normal(16000).astype(np.float32) * 0.1 for _ in range(args.clips)]
     ours, ast, whisper = SpectrogramFeatureExtractor(), ASTFeatureExtractor(), WhisperFeatureExtractor()
-    extraction = {
-        "hf_mixup SpectrogramFeatureExtractor": clips_per_second(lambda c: ours(c, sampling_rate=16000, return_tensors="pt"), clips),
-        "ASTFeatureExtractor": clips_per_second(lambda c: ast(c, sampling_rate=16000, return_tensors="pt"), clips),
-        "WhisperFeatureExtractor": clips_per_second(lambda c: whisper(c, sampling_rate=16000, return_tensors="pt"), clips),
+    extractors = {
+        "hf_mixup SpectrogramFeatureExtractor": lambda _: ours(clips, sampling_rate=16000, return_tensors="pt"),
+        "ASTFeatureExtractor": lambda _: ast(clips, sampling_rate=16000, return_tensors="pt"),
+        "WhisperFeatureExtractor": lambda _: whisper(clips, sampling_rate=16000, return_tensors="pt"),
     }
+    extraction = {name: len(clips) / t.median for name, t in time_interleaved(extractors, 5).items()}
 
     from datasets import Dataset
 
@@ -61,27 +52,28 @@ def main(argv: list[str] | None = None) -> dict:
     data = Dataset.from_dict({"input_features": features, "labels": rng.integers(0, 30, len(features))}).with_format("torch")
     torch.manual_seed(0)
     model = SpeechCNNForAudioClassification(SpeechCNNConfig(architecture="vgg11", num_labels=30))
+    timer = StepTimer()  # one timer: the trainers run one at a time
     trainers = {}
     for kind, alpha in (("erm", 0.0), ("mixup", 0.2)):
-        timer = StepTimer()
         targs = MixupArguments(output_dir=f"/tmp/bench_speech/{kind}", mixup_alpha=alpha, max_steps=args.steps,
                                per_device_train_batch_size=args.batch_size, report_to="none", save_strategy="no",
                                eval_strategy="no", disable_tqdm=True, logging_steps=100, seed=0)
-        trainers[kind] = (MixupTrainer(model=model, args=targs, train_dataset=data, callbacks=[timer]), timer)
-    steps = {"erm": [], "mixup": []}
-    for r in range(args.rounds):
-        for kind in (("erm", "mixup") if r % 2 == 0 else ("mixup", "erm")):
-            trainer, timer = trainers[kind]
-            timer.times.clear()
-            trainer.train()
-            steps[kind].extend(timer.times[1:])
+        trainers[kind] = MixupTrainer(model=model, args=targs, train_dataset=data, callbacks=[timer])
+
+    def steps_of(kind):
+        trainers[kind].train()
+        return timer.steady(1)  # the steps after the first two
+
+    timings = time_interleaved({k: (lambda _, k=k: steps_of(k)) for k in trainers}, args.rounds, order="alternate",
+                               keep_results=True)
+    steps = {k: [s for run in t.results for s in run] for k, t in timings.items()}
     medians = {k: statistics.median(v) * 1e3 for k, v in steps.items()}
     ratio = medians["mixup"] / medians["erm"]
-    device = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    device = describe_machine()
     lines = [
         f"# Speech benchmarks ({device})",
         "",
-        f"Feature extraction, {args.clips} one-second 16 kHz clips in one call, median of 5:",
+        f"Feature extraction, {args.clips} one-second 16 kHz clips in one call, median of 5 interleaved rounds:",
         "",
         "| extractor | clips / s | vs ours |",
         "|---|---|---|",
@@ -92,16 +84,16 @@ def main(argv: list[str] | None = None) -> dict:
         "| configuration | median step (ms) | ratio |",
         "|---|---|---|",
         f"| ERM | {medians['erm']:.1f} | 1.000 |",
-        f"| mixup (alpha 0.2) | {medians['mixup']:.1f} | {ratio:.3f} (target <= 1.02) |",
+        f"| mixup (alpha 0.2) | {medians['mixup']:.1f} | {ratio:.3f} (hf_mixup's target <= 1.02) |",
+        "",
+        TARGET,
+        "",
+        f"`{command_line(argv, __file__)}`",
+        "",
     ]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
-    with open(args.output + ".md", "w") as f:
-        f.write(text)
+    text = "\n".join(lines)
     result = {"device": device, "extraction_clips_per_second": extraction, "vgg11_step_ms": medians, "ratio": ratio}
-    with open(args.output + ".json", "w") as f:
-        json.dump(result, f, indent=2)
+    write_results(args.output, text, result, argv=argv, script=__file__)
     return result
 
 

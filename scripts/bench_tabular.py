@@ -6,35 +6,27 @@
 
 Same model (the 2 x 128 ReLU MLP of recipes/uci_mlp.yaml), same encoded rows (a `TensorTable`), same
 batch (16), same optimiser (Adam, lr 1e-3), same mixing (hf_mixup's engine, alpha 1) and the recipe's
-10 epochs of the table per timed call (`--epochs`). The loop is what the official mixup code does: a shuffled DataLoader, draw,
-mix, pair-form loss, backward, step. The trainer runs as `scripts/train.py` would with the recipe (no
-evaluation, no checkpoints), each call timed from `train()` to its return, so its set-up (dataloader,
-optimiser, callbacks) counts. Loop and trainer alternate for `--rounds` rounds; the ratio is of medians.
+10 epochs of the table per timed call (`--epochs`). The loop is what the official mixup code does: a
+shuffled DataLoader, draw, mix, pair-form loss, backward, step. The trainer runs as `scripts/train.py`
+would with the recipe (no evaluation, no checkpoints), each call timed from `train()` to its return,
+so its set-up (dataloader, optimiser, callbacks) counts. Every round times each run once (after one
+warm-up round), the order rotating from round to round, for `--rounds` rounds; the ratio is of medians.
 Variants of the trainer show where its overhead goes.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import statistics
-import sys
-import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from bench_common import write_results
-
 from hf_mixup import MixupArguments, MixupTrainer
 from hf_mixup.data import OFFLINE_DATASETS
+from hf_mixup.data.tabular import TabularPreprocessor, TensorTable
+from hf_mixup.experiments import command_line, describe_machine, time_interleaved, write_results
 from hf_mixup.losses import mixup_cross_entropy
 from hf_mixup.mixing import Mixer, mix_inputs
 from hf_mixup.models import TabularMLPConfig, TabularMLPForPrediction
-from hf_mixup.tabular import TabularPreprocessor, TensorTable
 
 
 def plain_loop(model, table, batch_size: int, seed: int, epochs: int) -> int:
@@ -94,31 +86,27 @@ def main(argv: list[str] | None = None) -> dict:
         "MixupTrainer, gradient clipping 1.0 (the TrainingArguments default)": lambda r: trainer_run(
             model, table, args.batch_size, r, args.epochs, out, max_grad_norm=1.0),
     }
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    steps: dict[str, int] = {}
-    for r in range(args.rounds + 1):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            steps[name] = fn(r)
-            if r > 0:  # round 0 warms up
-                times[name].append(time.perf_counter() - start)
-    rate = {name: steps[name] / statistics.median(t) for name, t in times.items()}
+    # Round 0 warms up; every later round times each candidate once, the order rotating.
+    timings = time_interleaved(candidates, args.rounds, warmup_rounds=1, keep_results=True, progress="rounds")
+    steps = {name: t.results[-1] for name, t in timings.items()}
+    rate = {name: steps[name] / t.median for name, t in timings.items()}
     base = rate["plain loop"]
-    device = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    device = describe_machine()
     rows = [f"| {name} | {steps[name]} | {rate[name]:.0f} | {rate[name] / base:.3f} |" for name in candidates]
     text = "\n".join([
         f"# MixupTrainer vs a plain PyTorch loop: table MLP, {args.epochs} epochs of {args.dataset} ({len(table)} rows), "
-        f"batch {args.batch_size}, median of {args.rounds} alternating rounds ({device})",
+        f"batch {args.batch_size}, median of {args.rounds} interleaved rounds ({device})",
         "",
         "| run | steps | steps/s | vs plain loop |",
         "|---|---|---|---|",
         *rows,
         "",
-        "`" + " ".join(["python scripts/bench_tabular.py", *(sys.argv[1:] if argv is None else argv)]) + "`",
+        f"`{command_line(argv, __file__)}`",
         "",
     ])
     write_results(args.output, text, {"device": device, "steps_per_second": rate, "steps": steps,
-                   "command": "python scripts/bench_tabular.py"})
+                                       "seconds_per_call": {name: t.seconds for name, t in timings.items()}},
+                  argv=argv, script=__file__)
     return rate
 
 

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> str:
     )
     print(text)
     if args.output:
+        os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as f:
             f.write(text)
     return text

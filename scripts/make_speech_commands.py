@@ -6,7 +6,7 @@ v0.01, spoken by espeak-ng voices and resampled to 16 kHz by sox, speaker-disjoi
     python scripts/make_speech_commands.py --output data/speech_commands_synth \\
         --train_speakers 40 --validation_speakers 8 --test_speakers 8 --utterances 2 --seed 0
 
-Clips: 31 x (train + validation + test speakers) x utterances; about 100 clips a second on 2 cores.
+Clips: 31 x (train + validation + test speakers) x utterances.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 from hf_mixup.data import save_dataset
-from hf_mixup.speech_data import build_speech_commands
+from hf_mixup.data.speech_commands import build_speech_commands
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from hf_mixup.plots import plot_runs
+from hf_mixup.hub.plots import plot_runs
 
 
 def main(argv: list[str] | None = None) -> str:

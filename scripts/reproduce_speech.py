@@ -10,7 +10,8 @@ mixed before the network, Adam lr 3e-3 divided by 10 at 1/3 and 2/3 of training,
 first 1/6 of the epochs, the 30 words) with the schedule shortened to --epochs and batches of
 --batch_size, on a synthetic set (espeak-ng voices; built once with --train_speakers etc. if missing).
 The final model of every run is scored on the validation and the test split (speaker-disjoint).
-Writes results/speech_erm_vs_mixup.{md,json}.
+Writes results/speech_<model>_erm_vs_mixup.{md,json} for each model (--output). Each finished run is
+recorded in <runs_dir>/grid.json; running the command again skips the runs already there.
 """
 
 from __future__ import annotations
@@ -18,18 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
-import time
 from pathlib import Path
 
 import torch
 
+from hf_mixup.experiments import command_line, file_digest, run_grid, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench_common import write_results  # noqa: E402
-
-# The paper's test errors (%) quoted in the issue for Section 3.3: ERM -> best mixup.
+# The paper's test errors (%) on Google commands (Zhang et al., 2018, Section 3.3): ERM, and its best mixup.
 PAPER = {"lenet": (10.3, 10.8), "vgg11": (4.6, 3.4)}
 
 
@@ -37,7 +35,7 @@ def error_on(run_dir: str, split) -> float:
     """Test error (%) of the saved model on a split of (audio, label) rows, with its own extractor."""
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from hf_mixup.audio import decode_audio
+    from hf_mixup.data.audio import decode_audio
 
     model = AutoModelForAudioClassification.from_pretrained(run_dir).eval()
     extractor = AutoFeatureExtractor.from_pretrained(run_dir)
@@ -64,18 +62,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=3e-3, help="Adam's learning rate (the paper: 3e-3)")
     parser.add_argument("--runs_dir", default="runs/speech")
-    parser.add_argument("--output", default="results/speech_erm_vs_mixup")
+    parser.add_argument("--output", default="results/speech_{model}_erm_vs_mixup",
+                        help="results file, without extension: {model} becomes each model's name (one file per "
+                             "model); without {model}, one file for all the models")
     args = parser.parse_args(argv)
     if args.seeds < 2:
         raise ValueError("--seeds must be at least 2 to report a spread")
     if args.epochs < 3:
         raise ValueError("--epochs must be at least 3 (the learning rate drops at 1/3 and 2/3 of them)")
-    import train
     import transformers
-    from tqdm.auto import tqdm
 
+    from hf_mixup.cli import train
     from hf_mixup.data import load_any_dataset, save_dataset
-    from hf_mixup.speech_data import build_speech_commands, select_keyword_classes
+    from hf_mixup.data.speech_commands import build_speech_commands, select_keyword_classes
 
     transformers.utils.logging.set_verbosity_error()
     if not os.path.isdir(args.data):
@@ -84,11 +83,11 @@ def main(argv: list[str] | None = None) -> dict:
     data = select_keyword_classes(load_any_dataset(args.data), "words")
     milestones = [str(round(args.epochs / 3)), str(round(2 * args.epochs / 3))]
     warmup = str(max(1, round(args.epochs / 6)))
-    results: dict[str, dict[str, dict[str, list[float]]]] = {}
-    start = time.perf_counter()
-    jobs = [(m, a, s) for m in args.models for s in range(1, args.seeds + 1) for a in args.alphas]
-    for model, alpha, seed in tqdm(jobs, desc="speech runs", unit="run"):
-        method = "ERM" if alpha == 0 else f"mixup alpha {alpha:g}"
+    methods = {"ERM" if alpha == 0 else f"mixup alpha {alpha:g}": alpha for alpha in args.alphas}
+
+    def run_cell(cell: str, seed: int) -> dict[str, float]:
+        model, method = cell.split("/")
+        alpha = methods[method]
         out = os.path.join(args.runs_dir, f"{model}-{'erm' if alpha == 0 else f'mixup{alpha:g}'}-seed{seed}")
         metrics = train.main([
             str(ROOT / "recipes" / f"speech_commands_{model}.yaml"), "--dataset_name", args.data,
@@ -98,37 +97,64 @@ def main(argv: list[str] | None = None) -> dict:
             "--eval_strategy", "no", "--save_strategy", "no",
             "--output_dir", out, "--report_to", "none", "--disable_tqdm", "true", "--logging_strategy", "no",
         ])
-        scores = results.setdefault(model, {}).setdefault(method, {"validation": [], "test": []})
-        scores["validation"].append(100.0 * metrics["test_error"])  # the recipe's eval split is validation
-        scores["test"].append(error_on(out, data["test"]))
-    minutes = (time.perf_counter() - start) / 60
+        # The recipe's evaluation split is the validation split; the test split is scored here.
+        return {"validation": 100.0 * metrics["test_error"], "test": error_on(out, data["test"])}
+
+    results: dict[str, dict[str, dict[str, list[float]]]] = {}
+    seconds: dict[str, float] = {}
+    seeds = range(1, args.seeds + 1)
+    for model in args.models:  # one model after the other, each a seeds x methods grid
+        outcome = run_grid(
+            run_cell, [f"{model}/{method}" for method in methods], seeds,
+            state_file=os.path.join(args.runs_dir, "grid.json"), desc=f"speech runs, {model}",
+            config={"data": args.data, "epochs": args.epochs, "batch_size": args.batch_size,
+                    "learning_rate": args.learning_rate,
+                    "recipe_sha1": file_digest(str(ROOT / "recipes" / f"speech_commands_{model}.yaml"))},
+        )
+        seconds[model] = outcome.seconds
+        results[model] = {
+            method: {split: [outcome.results[f"{model}/{method}"][s][split] for s in seeds]
+                     for split in ("validation", "test")}
+            for method in methods
+        }
 
     def cell(values: list[float]) -> str:
         return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
-    rows = []
-    for model, methods in results.items():
-        for method, scores in methods.items():
+    def rows_of(model: str) -> list[str]:
+        rows = []
+        for method, scores in results[model].items():
             paper = PAPER[model][0 if method == "ERM" else 1]
-            paper_cell = f"{paper}" if method == "ERM" else f"{paper} (its mixup)"
+            paper_cell = f"{paper}" if method == "ERM" else f"{paper} (its best mixup)"
             rows.append(f"| {model} | {method} | {cell(scores['validation'])} | {cell(scores['test'])} | {paper_cell} |")
-    given = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python scripts/reproduce_speech.py", *given])
+        return rows
+
+    command = command_line(argv, __file__)
     sizes = ", ".join(f"{k} {v.num_rows}" for k, v in data.items())
-    text = "\n".join([
-        f"# ERM vs mixup on the synthetic keyword set (30 words; {sizes} clips), {args.seeds} seeds",
-        "",
-        f"`{command}` ({minutes:.0f} min on this machine). Final model of each run; error in %, mean ± "
-        f"standard deviation over seeds. Schedule: {args.epochs} epochs, batches of {args.batch_size}, Adam lr {args.learning_rate:g} "
-        f"/ 10 at epochs {' and '.join(milestones)}, ERM for the first {warmup} epoch(s); the paper: 30 epochs, "
-        "batches of 100, / 10 every 10 epochs, 5 ERM epochs, on the real Google Speech Commands.",
-        "",
-        "| model | method | validation error | test error | paper, test error |",
-        "|---|---|---|---|---|",
-        *rows,
-        "",
-    ])
-    write_results(args.output, text, {"command": command, "results": results, "epochs": args.epochs})
+
+    def report(models: list[str], output: str) -> None:
+        minutes = sum(seconds[m] for m in models) / 60
+        text = "\n".join([
+            f"# ERM vs mixup on the synthetic keyword set (30 words; {sizes} clips), {args.seeds} seeds",
+            "",
+            f"`{command}` ({minutes:.0f} min of runs on this machine). Final model of each run; error in %, mean ± "
+            f"standard deviation over seeds. Schedule: {args.epochs} epochs, batches of {args.batch_size}, Adam lr {args.learning_rate:g} "
+            f"/ 10 at epochs {' and '.join(milestones)}, ERM for the first {warmup} epoch(s); the paper: 30 epochs, "
+            "batches of 100, / 10 every 10 epochs, 5 ERM epochs, on the real Google Speech Commands.",
+            "",
+            "| model | method | validation error | test error | paper, test error |",
+            "|---|---|---|---|---|",
+            *[row for model in models for row in rows_of(model)],
+            "",
+        ])
+        write_results(output, text, {"results": {m: results[m] for m in models}, "epochs": args.epochs},
+                      argv=argv, script=__file__)
+
+    if "{model}" in args.output:
+        for model in args.models:
+            report([model], args.output.replace("{model}", model))
+    else:
+        report(list(args.models), args.output)
     return results
 
 

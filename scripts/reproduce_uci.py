@@ -8,7 +8,8 @@ Each run is `scripts/train.py recipes/uci_mlp.yaml --dataset_name <table> --seed
 MLP with two hidden layers of 128 ReLU units, Adam (lr 1e-3), 10 epochs, batches of 16, on a
 stratified 80/20 split fixed by --split_seed (the same test rows for every seed, so the spread is
 the training's). Writes results/uci_erm_vs_mixup.{md,json}: test error (regression: RMSE) as mean ±
-standard deviation over seeds, next to the paper's Table 4 where the paper has the table.
+standard deviation over seeds, next to the paper's Table 4 where the paper has the table. Each finished
+run is recorded in <runs_dir>/grid.json; running the command again skips the runs already there.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
-import time
 from pathlib import Path
 
+from hf_mixup.experiments import command_line, file_digest, run_grid, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+RECIPE = ROOT / "recipes" / "uci_mlp.yaml"
 
 DATASETS = ["iris", "wine", "breast_cancer", "phishing", "abalone", "diabetes"]
-# The paper's Table 4, test error (%) of ERM and mixup, for the tables it shares with this machine.
+# The paper's Table 4 (Zhang et al., 2018), test error (%) of ERM and mixup, for the tables available offline here.
 PAPER = {"iris": (21.3, 17.3), "phishing": (16.3, 15.2), "abalone": (74.0, 73.6)}
 NOTES = {
     "iris": "same data as the paper (150 rows, 3 classes)",
@@ -40,15 +41,12 @@ NOTES = {
 PAPER_MISSING = "Arcene, Arrhythmia and HTRU2 (in the paper's Table 4) are not available offline here."
 
 
-from bench_common import write_results  # noqa: E402
-
-
 def run_one(dataset: str, alpha: float, seed: int, output_root: Path, split_seed: int) -> dict:
-    import train
+    from hf_mixup.cli import train
 
     out = output_root / f"{dataset}-{'erm' if alpha == 0 else 'mixup'}-seed{seed}"
     metrics = train.main([
-        str(ROOT / "recipes" / "uci_mlp.yaml"), "--dataset_name", dataset, "--mixup_alpha", str(alpha),
+        str(RECIPE), "--dataset_name", dataset, "--mixup_alpha", str(alpha),
         "--seed", str(seed), "--split_seed", str(split_seed), "--output_dir", str(out),
         "--report_to", "none", "--disable_tqdm", "true", "--log_level", "error", "--logging_strategy", "no",
     ])
@@ -73,18 +71,27 @@ def main(argv: list[str] | None = None) -> dict:
     if args.seeds < 2:
         raise ValueError("--seeds must be at least 2 to report a spread")
     import transformers
-    from tqdm.auto import tqdm
 
     transformers.utils.logging.set_verbosity_error()
     logging.getLogger("hf_mixup").setLevel(logging.ERROR)
-    results: dict[str, dict[str, list[float]]] = {}
-    start = time.perf_counter()
-    jobs = [(d, m, s) for d in args.datasets for s in range(1, args.seeds + 1) for m in ("erm", "mixup")]
-    for dataset, method, seed in tqdm(jobs, desc="UCI runs", unit="run"):
-        metrics = run_one(dataset, 0.0 if method == "erm" else args.alpha, seed, Path(args.runs_dir), args.split_seed)
-        value = metrics["test_rmse"] if "test_rmse" in metrics else 100.0 * metrics["test_error"]
-        results.setdefault(dataset, {}).setdefault(method, []).append(value)
-    minutes = (time.perf_counter() - start) / 60
+
+    def run_cell(method: str, seed: int) -> float:
+        dataset, kind = method.split("/")
+        metrics = run_one(dataset, 0.0 if kind == "erm" else args.alpha, seed, Path(args.runs_dir), args.split_seed)
+        return metrics["test_rmse"] if "test_rmse" in metrics else 100.0 * metrics["test_error"]
+
+    # One cell per (seed, table and method); finished cells are kept in <runs_dir>/grid.json and skipped
+    # when the command is run again.
+    outcome = run_grid(
+        run_cell, [f"{d}/{m}" for d in args.datasets for m in ("erm", "mixup")], range(1, args.seeds + 1),
+        state_file=str(Path(args.runs_dir) / "grid.json"), desc="UCI runs",
+        config={"alpha": args.alpha, "split_seed": args.split_seed, "recipe_sha1": file_digest(str(RECIPE))},
+    )
+    results: dict[str, dict[str, list[float]]] = {
+        d: {m: [outcome.results[f"{d}/{m}"][s] for s in range(1, args.seeds + 1)] for m in ("erm", "mixup")}
+        for d in args.datasets
+    }
+    minutes = outcome.seconds / 60
     rows = []
     for dataset in args.datasets:
         erm, mix = results[dataset]["erm"], results[dataset]["mixup"]
@@ -95,13 +102,12 @@ def main(argv: list[str] | None = None) -> dict:
             f"| {dataset} | {summarise(erm)} | {summarise(mix)} | {wins}/{ties}/{len(erm) - wins - ties} "
             f"| {f'{paper[0]:.1f}' if paper else '–'} | {f'{paper[1]:.1f}' if paper else '–'} | {NOTES[dataset]} |"
         )
-    given = sys.argv[1:] if argv is None else argv
-    command = " ".join(["python scripts/reproduce_uci.py", *given])
+    command = command_line(argv, __file__)
     text = "\n".join([
         f"# ERM vs mixup (alpha {args.alpha:g}) on the offline UCI tables, {args.seeds} seeds each",
         "",
-        f"`{command}` ({minutes:.1f} min on this machine). Test error in % (diabetes: RMSE), mean ± standard "
-        "deviation over seeds; the same stratified 20% test split (split seed "
+        f"`{command}` ({minutes:.1f} min of runs on this machine). Test error in % (diabetes: RMSE), mean ± "
+        "standard deviation over seeds; the same stratified 20% test split (split seed "
         f"{args.split_seed}) for every seed. mixup wins/ties/losses: per seed, mixup's error against ERM's "
         "with the same seed.",
         "",
@@ -112,7 +118,8 @@ def main(argv: list[str] | None = None) -> dict:
         PAPER_MISSING,
         "",
     ])
-    write_results(args.output, text, {"command": command, "alpha": args.alpha, "split_seed": args.split_seed, "results": results})
+    write_results(args.output, text, {"alpha": args.alpha, "split_seed": args.split_seed, "results": results},
+                  argv=argv, script=__file__)
     return results
 
 
