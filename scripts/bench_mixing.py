@@ -61,8 +61,22 @@ def bench(shape, dtype, num_classes: int = 1000, repeat: int = 30) -> dict:
         "torchvision MixUp": lambda _: tv_mixup(x, y),
     }
     # Interleaved, rotating the order: all candidates see the same machine state (memory bandwidth
-    # drifts between seconds). timm mixes in place, so it gets a fresh copy made outside the timing.
-    timings = time_interleaved(candidates, repeat, warmup_rounds=3, prepare={"timm Mixup": lambda _: x.clone()})
+    # drifts between seconds). Before every timed call, outside the timing, a buffer larger than the
+    # last-level cache is written, so each call starts from the same cold caches whatever ran before it
+    # (a warm 38 MB bf16 batch otherwise makes copy_ up to 1.5x faster depending on the order).
+    # timm mixes in place, so it gets a fresh copy, made after the flush.
+    flush = torch.empty(64 * 2**20, dtype=torch.float32)
+
+    def cold(_):
+        flush.fill_(1.0)
+
+    def cold_copy(_):
+        cold(_)
+        return x.clone()
+
+    prepare = {name: cold for name in candidates}
+    prepare["timm Mixup"] = cold_copy
+    timings = time_interleaved(candidates, repeat, warmup_rounds=3, prepare=prepare)
     return {name: t.median * 1e3 for name, t in timings.items()}
 
 

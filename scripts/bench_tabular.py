@@ -9,7 +9,8 @@ batch (16), same optimiser (Adam, lr 1e-3), same mixing (hf_mixup's engine, alph
 10 epochs of the table per timed call (`--epochs`). The loop is what the official mixup code does: a
 shuffled DataLoader, draw, mix, pair-form loss, backward, step. The trainer runs as `scripts/train.py`
 would with the recipe (no evaluation, no checkpoints), each call timed from `train()` to its return,
-so its set-up (dataloader, optimiser, callbacks) counts. Every round times each run once (after one
+so its set-up (dataloader, optimiser, callbacks, and the `gc.collect()` that `train()` starts with unless
+`skip_gc_at_train_start=True`) counts. Every round times each run once (after one
 warm-up round), the order rotating from round to round, for `--rounds` rounds; the ratio is of medians.
 Variants of the trainer show where its overhead goes.
 """
@@ -49,7 +50,8 @@ def plain_loop(model, table, batch_size: int, seed: int, epochs: int) -> int:
     return steps
 
 
-def trainer_run(model, table, batch_size: int, seed: int, epochs: int, output_dir: str, **overrides) -> int:
+def trainer_run(model, table, batch_size: int, seed: int, epochs: int, output_dir: str, skip_gc: bool = False,
+                **overrides) -> int:
     settings = dict(
         output_dir=output_dir, mixup_alpha=1.0, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
         optim="adamw_torch", learning_rate=1e-3, weight_decay=0.0, max_grad_norm=0.0, lr_scheduler_type="constant",
@@ -57,7 +59,8 @@ def trainer_run(model, table, batch_size: int, seed: int, epochs: int, output_di
         use_cpu=True, seed=seed, remove_unused_columns=False,
     )
     settings.update(overrides)
-    trainer = MixupTrainer(model=model, args=MixupArguments(**settings), train_dataset=table)
+    trainer = MixupTrainer(model=model, args=MixupArguments(**settings), train_dataset=table,
+                           skip_gc_at_train_start=skip_gc)
     return trainer.train().global_step
 
 
@@ -85,6 +88,8 @@ def main(argv: list[str] | None = None) -> dict:
             model, table, args.batch_size, r, args.epochs, out, logging_steps=500),
         "MixupTrainer, gradient clipping 1.0 (the TrainingArguments default)": lambda r: trainer_run(
             model, table, args.batch_size, r, args.epochs, out, max_grad_norm=1.0),
+        "MixupTrainer(skip_gc_at_train_start=True)": lambda r: trainer_run(
+            model, table, args.batch_size, r, args.epochs, out, skip_gc=True),
     }
     # Round 0 warms up; every later round times each candidate once, the order rotating.
     timings = time_interleaved(candidates, args.rounds, warmup_rounds=1, keep_results=True, progress="rounds")
