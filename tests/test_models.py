@@ -55,6 +55,55 @@ def test_preact_block_dropout_sits_between_the_convolutions():
     assert torch.equal(model(x), model(x))
 
 
+@pytest.mark.parametrize(
+    "name, p",
+    [("preact_resnet18_dropout", 0.5), ("preact_resnet18_dropout70", 0.7), ("preact_resnet18_dropout80", 0.8),
+     ("preact_resnet18_dropout90", 0.9)],
+)
+def test_preact_dropout_variants_by_name(name, p):
+    """Table 2's ERM + dropout models: one dropout of probability p in every block, registered by name
+    (and among the architectures whose checkpoints need `import hf_mixup`); block_drop_rate overrides p."""
+    from hf_mixup.models.cifar import MODEL_NAMES
+
+    with torch.device("meta"):
+        model = timm.create_model(name, num_classes=10)
+        assert n_params(model) == n_params(timm.create_model("preact_resnet18", num_classes=10))
+        blocks = [block for stage in model.stages() for block in stage]
+        assert len(blocks) == 8 and all(isinstance(b.drop, torch.nn.Dropout) and b.drop.p == p for b in blocks)
+        other = timm.create_model(name, block_drop_rate=0.3)
+    assert all(block.drop.p == 0.3 for stage in other.stages() for block in stage)
+    assert name in MODEL_NAMES
+
+
+def test_preact_dropout_follows_the_relu_between_the_convolutions_in_train_mode_only():
+    """The block computes conv2(dropout(relu(bn2(conv1(.))))): the dropout takes the ReLU's output (never
+    negative) and feeds conv2; in train mode it zeroes some of it and scales the rest by 1 / (1 - p), in
+    eval mode it passes it through."""
+    torch.manual_seed(0)
+    model = timm.create_model("preact_resnet18_dropout70", num_classes=10, channels=(8, 16, 32, 64))
+    block = model.layer2[1]
+    seen = {}
+    block.bn2.register_forward_hook(lambda m, i, o: seen.__setitem__("bn2", o.detach().clone()))
+    block.drop.register_forward_hook(lambda m, i, o: seen.update(drop_in=i[0].detach().clone(), drop_out=o.detach().clone()))
+    block.conv2.register_forward_pre_hook(lambda m, i: seen.__setitem__("conv2_in", i[0].detach().clone()))
+    x = torch.randn(4, 3, 32, 32)
+
+    model.train()
+    model(x)
+    assert torch.equal(seen["drop_in"], torch.relu(seen["bn2"]))
+    assert torch.equal(seen["conv2_in"], seen["drop_out"])
+    active = seen["drop_in"] > 0
+    kept = seen["drop_out"] != 0
+    assert kept[~active].sum() == 0
+    assert 0.6 < 1 - kept[active].float().mean() < 0.8  # about p = 0.7 of the active units dropped
+    torch.testing.assert_close(seen["drop_out"][kept], seen["drop_in"][kept] / 0.3)
+
+    model.eval()
+    model(x)
+    assert torch.equal(seen["drop_in"], torch.relu(seen["bn2"]))
+    assert torch.equal(seen["drop_out"], seen["drop_in"]) and torch.equal(seen["conv2_in"], seen["drop_in"])
+
+
 def test_create_timm_classifier_keeps_timm_init():
     torch.manual_seed(0)
     reference = timm.create_model("preact_resnet18", num_classes=10)

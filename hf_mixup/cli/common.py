@@ -48,6 +48,21 @@ class DataArguments:
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training examples."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation examples."})
+    label_noise: float | None = field(
+        default=None,
+        metadata={
+            "help": "Images only (Table 2): re-draw each training label with this probability (0..1), uniformly from "
+            "all classes (so about 0.9 x this share end up wrong with 10 classes); after --max_train_samples, the "
+            "evaluation split stays intact. The results then add train_error_real, train_error_corrupted (on the "
+            "training images, evaluation transform, no mixing), test_error (last) and best_test_error."
+        },
+    )
+    label_noise_seed: int = field(default=0, metadata={"help": "Seed of the --label_noise draws (fixed apart from --seed)."})
+    memorisation_every_epoch: bool = field(
+        default=False,
+        metadata={"help": "With --label_noise: also compute and log train_error_real / train_error_corrupted after "
+                          "every epoch (one extra pass over the training images each)."},
+    )
 
 
 def load_raw(data_args):

@@ -1,5 +1,5 @@
 """Images in the training command: a timm architecture (or an image-classification checkpoint), lazy
-transforms, and the trainer."""
+transforms, and the trainer (with `--label_noise`, a `MemorisationCallback` on the training images)."""
 
 from __future__ import annotations
 
@@ -134,6 +134,19 @@ def build_image_trainer(model_args, data_args, training_args, train, evaluation,
     train_tf, eval_tf = image_transforms(model, data_args.augmentation)
     channels = (getattr(model.config, "pretrained_cfg", None) or {}).get("input_size", [3])[0]
     mode = "L" if channels == 1 else "RGB"
+    # With --label_noise, the training images as evaluation sees them (no augmentation), for the errors
+    # on real and on corrupted labels; a view of the same rows (made before `train` gets its transform).
+    memorisation = train.with_format(None) if getattr(data_args, "label_noise", None) is not None else None
     attach_transforms(train, train_tf, image_col, label_col, mode)
     attach_transforms(evaluation, eval_tf, image_col, label_col, mode)
-    return MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation)
+    trainer = MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation)
+    if memorisation is not None:
+        from ..robustness.labels import MemorisationCallback
+
+        attach_transforms(memorisation, eval_tf, image_col, label_col, mode)
+        trainer.add_callback(
+            MemorisationCallback(
+                trainer, memorisation, every_epoch=data_args.memorisation_every_epoch, label_column=label_col
+            )
+        )
+    return trainer

@@ -3,6 +3,7 @@
     hf-mixup train                                  # mixup (alpha 1) on the bundled digits
     hf-mixup train --mixup_alpha 0                  # the ERM baseline
     hf-mixup train recipe.yaml --seed 3             # a config file, then command-line overrides
+    hf-mixup train --label_noise 0.5                # Table 2: half of the training labels re-drawn
     accelerate launch scripts/train.py ...          # the same command line, under accelerate
     accelerate launch --multi_gpu --num_processes 2 scripts/train.py --use_cpu   # two gloo ranks on a CPU
 
@@ -13,6 +14,8 @@ csv/parquet/json files, or an offline name (`digits`, `fashion_mnist`, the UCI t
 `breast_cancer`, `phishing`, `abalone`, `diabetes`); `--model_name` any timm architecture, `lenet`/`vgg11`
 for speech, `mlp` for tables (the default for a dataset without an image or audio column), or a
 checkpoint path / Hub id. An existing `output_dir` with checkpoints is resumed from its last checkpoint.
+With `--label_noise` (images only) the results and the card add the training errors on real and on
+corrupted labels and the best and last test errors (`report_label_noise`).
 
 `main(argv)` runs in-process and raises; `run(argv)` is the command: a mistake in what was asked for
 (flags, dataset, model name) ends with a one-line message and exit status 2.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -56,12 +60,14 @@ class DataArguments(TableDataArguments, AudioDataArguments, ImageDataArguments, 
 class ModelArguments(ImageModelArguments):
     model_name: str | None = field(
         default=None,
-        metadata={"help": "A timm architecture (default resnet18; resnext50_32x4d, preact_resnet18, ...), lenet or "
-                          "vgg11 (speech, default vgg11), mlp (tables, the default), or a checkpoint path / Hub id."},
+        metadata={"help": "A timm architecture (default resnet18; resnext50_32x4d, preact_resnet18, "
+                          "preact_resnet18_dropout (p 0.5; _dropout70/80/90), ...), lenet or vgg11 (speech, default "
+                          "vgg11), mlp (tables, the default), or a checkpoint path / Hub id."},
     )
     model_kwargs: str | None = field(
         default=None,
-        metadata={"help": 'JSON keyword arguments for timm.create_model (\'{"drop_rate": 0.1}\') or the table MLP '
+        metadata={"help": 'JSON keyword arguments for timm.create_model (\'{"drop_rate": 0.1}\'; the PreAct '
+                          'ResNets\' in-block dropout: \'{"block_drop_rate": 0.7}\') or the table MLP '
                           '(\'{"hidden_sizes": [128, 128], "dropout": 0.1, "activation": "relu"}\').'},
     )
 
@@ -136,14 +142,46 @@ def setup_logging(training_args: MixupArguments) -> None:
 def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, Any, str]:
     """The trainer, the evaluation dataset and its split's name: everything built, nothing trained."""
     set_seed(training_args.seed)
+    check_label_noise_flags(data_args)
     raw = load_raw(data_args)
     if is_tabular(data_args, raw[data_args.train_split]):
+        if data_args.label_noise is not None:
+            raise UsageError("--label_noise applies to image datasets only; this dataset is a table: leave it out")
         return build_table_trainer(model_args, data_args, training_args, raw)
     raw = select_classes(raw, data_args)
     train, evaluation, eval_split, input_col, label_col, labels = load_splits(data_args, training_args.seed, raw)
-    build = build_audio_trainer if isinstance(train.features[input_col], datasets.Audio) else build_image_trainer
+    audio = isinstance(train.features[input_col], datasets.Audio)
+    if data_args.label_noise is not None:
+        if audio:
+            raise UsageError("--label_noise applies to image datasets only; this dataset is audio: leave it out")
+        train = corrupt_training_labels(train, label_col, data_args)
+    build = build_audio_trainer if audio else build_image_trainer
     trainer = build(model_args, data_args, training_args, train, evaluation, input_col, label_col, labels)
     return trainer, evaluation, eval_split
+
+
+def check_label_noise_flags(data_args) -> None:
+    if data_args.label_noise is not None and not 0.0 <= data_args.label_noise <= 1.0:
+        raise UsageError(
+            f"--label_noise {data_args.label_noise} is not a probability: give the share of training labels to "
+            "re-draw, between 0 and 1 (0.5 for half)"
+        )
+    if data_args.memorisation_every_epoch and data_args.label_noise is None:
+        raise UsageError("--memorisation_every_epoch needs --label_noise (the errors on real and on corrupted labels)")
+
+
+def corrupt_training_labels(train, label_col: str, data_args):
+    """The training split with `--label_noise` applied (`corrupt_labels`; the original labels in
+    ``clean_label``)."""
+    from ..robustness.labels import corrupt_labels
+
+    feature = train.features[label_col]
+    if not isinstance(feature, datasets.ClassLabel):
+        raise UsageError(
+            f"--label_noise needs class ids in a ClassLabel label column; {label_col!r} is {feature}: cast it "
+            f"with dataset.class_encode_column({label_col!r}) and save the dataset, or leave --label_noise out"
+        )
+    return corrupt_labels(train, data_args.label_noise, seed=data_args.label_noise_seed, label_column=label_col)
 
 
 def run_training(trainer: MixupTrainer, training_args: MixupArguments) -> dict[str, float]:
@@ -169,6 +207,25 @@ def run_evaluation(trainer: MixupTrainer, evaluation) -> dict[str, float]:
     return metrics
 
 
+def report_label_noise(trainer: MixupTrainer, data_args) -> dict[str, float]:
+    """With `--label_noise`, Table 2's figures (fractions in [0, 1]): ``train_error_real`` and
+    ``train_error_corrupted`` (the `MemorisationCallback` of `build_image_trainer`, at the end of training),
+    ``train_corrupted_fraction``, ``test_error`` (the last evaluation) and ``best_test_error`` (the lowest
+    over the evaluations in the log history); logged and saved (`label_noise_results.json`,
+    `all_results.json`). An error over no examples (no label changed) is left out. Without it: {}."""
+    if data_args.label_noise is None:
+        return {}
+    from ..robustness.labels import MemorisationCallback, best_and_last_test_error
+
+    callback = next((c for c in trainer.callback_handler.callbacks if isinstance(c, MemorisationCallback)), None)
+    results = dict(callback.final) if callback is not None else {}
+    results.update(best_and_last_test_error(trainer.state.log_history))
+    results = {k: v for k, v in results.items() if not math.isnan(v)}
+    trainer.log_metrics("label_noise", results)
+    trainer.save_metrics("label_noise", results)
+    return results
+
+
 def modality_of(model) -> str:
     from ..models import TabularMLPForPrediction
 
@@ -177,12 +234,28 @@ def modality_of(model) -> str:
     return "audio" if model.main_input_name in ("input_features", "input_values") else "image"
 
 
+# Figures of a --label_noise run -> their names in the model card (hf_mixup.hub.card.CARD_METRICS).
+LABEL_NOISE_CARD_METRICS = {
+    "best_test_error": "best_error",
+    "train_error_real": "train_error_real",
+    "train_error_corrupted": "train_error_corrupted",
+    "train_corrupted_fraction": "train_corrupted_fraction",
+}
+
+
+def card_metrics_of(metrics: dict[str, float]) -> dict[str, float]:
+    """The figures a model card reports: the ``test_*`` ones without the prefix, plus those of `--label_noise`."""
+    card = {k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")}
+    card.update({name: metrics[key] for key, name in LABEL_NOISE_CARD_METRICS.items() if key in metrics})
+    return card
+
+
 def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split: str, metrics: dict[str, float]) -> None:
     offline = data_args.dataset_name in OFFLINE_DATASETS
     trainer.create_model_card(
         dataset_name=data_args.dataset_name,
         dataset_id=None if offline or os.path.exists(data_args.dataset_name) else data_args.dataset_name,
-        metrics={k[len("test_"):]: v for k, v in metrics.items() if k.startswith("test_")},
+        metrics=card_metrics_of(metrics),
         eval_split=eval_split,
         modality=modality_of(trainer.model),
     )
@@ -232,6 +305,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 def train_and_report(trainer, evaluation, eval_split, data_args, training_args, repo_id) -> dict[str, float]:
     metrics = dict(run_training(trainer, training_args))
     metrics.update(run_evaluation(trainer, evaluation))
+    metrics.update(report_label_noise(trainer, data_args))
     write_model_card(trainer, data_args, eval_split, metrics)
     push_when_asked(trainer, repo_id)
     return metrics

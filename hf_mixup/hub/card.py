@@ -34,7 +34,14 @@ CARD_METRICS = {
     "r2": ("r2", "R2"),
     "micro_f1": ("f1", "Micro F1"),
     "exact_match": ("exact_match", "Exact match"),
+    # Runs on corrupted training labels (`--label_noise`, the paper's Table 2); the last three are about
+    # the training split, the errors against the labels trained on.
+    "best_error": ("best_error", "Best test error (lowest over the evaluations)"),
+    "train_error_real": ("train_error_real", "Training error on real labels (training split)"),
+    "train_error_corrupted": ("train_error_corrupted", "Training error on corrupted labels (training split)"),
+    "train_corrupted_fraction": ("corrupted_fraction", "Share of training labels corrupted (training split)"),
 }
+TRAINING_SPLIT_METRICS = ("train_error_real", "train_error_corrupted", "train_corrupted_fraction")  # on "train"
 CARD_SETTINGS_FILE = "hf_mixup_card.json"  # what the card was built from, for publishing later
 
 
@@ -134,7 +141,7 @@ def build_card(
             task_name=task_name,
             dataset_type=dataset_id or dataset_name,
             dataset_name=dataset_name,
-            dataset_split=eval_split,
+            dataset_split="train" if name in TRAINING_SPLIT_METRICS else eval_split,
             metric_type=CARD_METRICS[name][0],
             metric_name=CARD_METRICS[name][1],
             metric_value=round(values[name], 6),

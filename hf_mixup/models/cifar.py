@@ -1,7 +1,10 @@
 """The paper's CIFAR models as timm models (3x3 stems for 32x32 inputs).
 
 - ``preact_resnet18``: PreAct ResNet-18 as in kuangliu/pytorch-cifar (the official mixup code's model),
-  with an optional dropout after the ReLU between the two convolutions of each block.
+  with an optional dropout after the ReLU between the two convolutions of each block (``block_drop_rate``).
+- ``preact_resnet18_dropout`` (p = 0.5), ``preact_resnet18_dropout70``, ``..._dropout80``,
+  ``..._dropout90``: that dropout switched on, at the probabilities of the paper's label-corruption
+  comparison (Section 3.4, Table 2: p in {0.5, 0.7, 0.8, 0.9}); ``block_drop_rate=`` sets any other p.
 - ``wide_resnet28_10`` (and smaller ``wide_resnet16_4``, ``wide_resnet16_8``, ``wide_resnet28_2``, ``wide_resnet10_2``
   or any ``depth=`` / ``widen_factor=``): Zagoruyko & Komodakis (2016).
 - ``densenet_bc_190`` (growth rate 40) and ``densenet_bc_100`` (growth rate 12): Huang et al. (2017),
@@ -309,6 +312,10 @@ default_cfgs = generate_default_cfgs(
     {
         "preact_resnet18.untrained": _cfg(),
         "preact_resnet34.untrained": _cfg(),
+        "preact_resnet18_dropout.untrained": _cfg(),
+        "preact_resnet18_dropout70.untrained": _cfg(),
+        "preact_resnet18_dropout80.untrained": _cfg(),
+        "preact_resnet18_dropout90.untrained": _cfg(),
         "wide_resnet28_10.untrained": _cfg(pool_size=(8, 8)),
         "wide_resnet28_2.untrained": _cfg(pool_size=(8, 8)),
         "wide_resnet16_8.untrained": _cfg(pool_size=(8, 8)),
@@ -331,6 +338,35 @@ def _create(cls, variant: str, pretrained: bool, **kwargs):
 def preact_resnet18(pretrained: bool = False, **kwargs) -> PreActResNet:
     """PreAct ResNet-18 for 32x32 inputs (~11.2M parameters for 10 classes)."""
     return _create(PreActResNet, "preact_resnet18", pretrained, **dict(dict(layers=(2, 2, 2, 2)), **kwargs))
+
+
+def _preact18_dropout(variant: str, block_drop_rate: float, pretrained: bool, kwargs) -> PreActResNet:
+    settings = dict(layers=(2, 2, 2, 2), block_drop_rate=block_drop_rate)
+    return _create(PreActResNet, variant, pretrained, **dict(settings, **kwargs))
+
+
+@register_model
+def preact_resnet18_dropout(pretrained: bool = False, **kwargs) -> PreActResNet:
+    """PreAct ResNet-18 with dropout p = 0.5 after the middle ReLU of every block (Table 2's ERM + dropout)."""
+    return _preact18_dropout("preact_resnet18_dropout", 0.5, pretrained, kwargs)
+
+
+@register_model
+def preact_resnet18_dropout70(pretrained: bool = False, **kwargs) -> PreActResNet:
+    """PreAct ResNet-18 with dropout p = 0.7 after the middle ReLU of every block."""
+    return _preact18_dropout("preact_resnet18_dropout70", 0.7, pretrained, kwargs)
+
+
+@register_model
+def preact_resnet18_dropout80(pretrained: bool = False, **kwargs) -> PreActResNet:
+    """PreAct ResNet-18 with dropout p = 0.8 after the middle ReLU of every block."""
+    return _preact18_dropout("preact_resnet18_dropout80", 0.8, pretrained, kwargs)
+
+
+@register_model
+def preact_resnet18_dropout90(pretrained: bool = False, **kwargs) -> PreActResNet:
+    """PreAct ResNet-18 with dropout p = 0.9 after the middle ReLU of every block."""
+    return _preact18_dropout("preact_resnet18_dropout90", 0.9, pretrained, kwargs)
 
 
 @register_model
@@ -387,6 +423,7 @@ def densenet_bc_100(pretrained: bool = False, **kwargs) -> DenseNetBC:
 
 # The architectures this module registers with timm (a checkpoint of one needs `import hf_mixup`).
 MODEL_NAMES = (
-    "preact_resnet18", "preact_resnet34", "wide_resnet28_10", "wide_resnet28_2", "wide_resnet16_8",
+    "preact_resnet18", "preact_resnet18_dropout", "preact_resnet18_dropout70", "preact_resnet18_dropout80",
+    "preact_resnet18_dropout90", "preact_resnet34", "wide_resnet28_10", "wide_resnet28_2", "wide_resnet16_8",
     "wide_resnet16_4", "wide_resnet10_2", "densenet_bc_190", "densenet_bc_100",
 )
