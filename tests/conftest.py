@@ -215,3 +215,14 @@ def assert_same_weights(a: dict, b: dict) -> None:
 
 
 np.seterr(all="ignore")
+
+
+# The training command on a small image run: the default timm ResNet-18 at a quarter width on 256 digits, quiet.
+SMALL_IMAGE_RUN = [
+    "--model_kwargs", '{"channels": [16, 32, 64, 128]}',
+    "--max_train_samples", "256",
+    "--max_eval_samples", "128",
+    "--per_device_train_batch_size", "32",
+    "--report_to", "none",
+    "--disable_tqdm", "true",
+]

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import mixup_args
+from conftest import SMALL_IMAGE_RUN, mixup_args
 from datasets import ClassLabel, Dataset, Features, Value
 from scipy.stats import chisquare
 
@@ -250,15 +250,7 @@ def test_best_and_last_test_error_from_the_log_history():
 
 # -- the training command ---------------------------------------------------------------------------
 
-SMALL = [
-    "--model_kwargs", '{"channels": [16, 32, 64, 128]}',
-    "--max_train_samples", "256",
-    "--max_eval_samples", "128",
-    "--per_device_train_batch_size", "32",
-    "--report_to", "none",
-    "--disable_tqdm", "true",
-    "--save_strategy", "no",
-]
+SMALL = [*SMALL_IMAGE_RUN, "--save_strategy", "no"]
 
 
 @pytest.mark.slow

@@ -10,20 +10,21 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT, accelerate_launch, assert_scores_are_softmax, free_port, hub_like_images, launch_env
+from conftest import (
+    ROOT,
+    SMALL_IMAGE_RUN,
+    accelerate_launch,
+    assert_scores_are_softmax,
+    free_port,
+    hub_like_images,
+    launch_env,
+)
 
 from hf_mixup.cli import train
 
-pytestmark = pytest.mark.slow
+SMALL = SMALL_IMAGE_RUN
 
-SMALL = [
-    "--model_kwargs", '{"channels": [16, 32, 64, 128]}',
-    "--max_train_samples", "256",
-    "--max_eval_samples", "128",
-    "--per_device_train_batch_size", "32",
-    "--report_to", "none",
-    "--disable_tqdm", "true",
-]
+pytestmark = pytest.mark.slow
 
 
 def test_main_writes_checkpoint_metrics_and_card(tmp_path):

@@ -236,18 +236,8 @@ def fgsm(
     device, detached. The model runs in eval mode; its modes, its parameters' ``.grad`` and the
     caller's tensors are left as they were.
     """
-    epsilon = _check_epsilon(epsilon)
-    _check_inputs(pixel_values, labels)
-    if epsilon == 0:
-        _Normalization(mean, std, pixel_values)  # still checks mean / std
-        return pixel_values.detach().clone()
-    with _gradients_allowed(pixel_values) as pixel_values:
-        norm = _Normalization(mean, std, pixel_values)
-        pixels = norm.to_pixels(pixel_values)
-        with _eval_mode(model):
-            gradient = _input_gradient(model, norm, pixels, labels)
-        adversarial = (pixels + epsilon * gradient.sign()).clamp(0.0, 1.0)
-        return norm.to_inputs(adversarial).detach()
+    # One step of epsilon stays inside the epsilon ball, so I-FGSM with one step is FGSM exactly.
+    return iterative_fgsm(model, pixel_values, labels, epsilon, steps=1, mean=mean, std=std)
 
 
 def iterative_fgsm(

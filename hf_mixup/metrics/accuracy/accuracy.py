@@ -1,9 +1,9 @@
 """Accuracy, an `evaluate` metric shipped with hf_mixup (loads offline, unlike the Hub's)."""
 
-import datasets
 import evaluate
 
 from hf_mixup.metrics import functional
+from hf_mixup.metrics.module_info import CLASS_IDS, SCIKIT_LEARN_CITATION, metric_info
 
 _DESCRIPTION = """\
 Accuracy: the share of predicted class ids equal to the true class ids. The same as the Hub's
@@ -25,27 +25,18 @@ Examples:
     {'accuracy': 0.75}
 """
 
-_CITATION = """\
-@article{scikit-learn,
-  title={Scikit-learn: Machine Learning in {P}ython},
-  author={Pedregosa, F. and Varoquaux, G. and Gramfort, A. and others},
-  journal={Journal of Machine Learning Research},
-  volume={12},
-  pages={2825--2830},
-  year={2011}
-}
-"""
+_CITATION = SCIKIT_LEARN_CITATION
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Accuracy(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("int64"), "references": datasets.Value("int64")}),
-            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.accuracy_score.html"],
+        return metric_info(
+            _DESCRIPTION,
+            _CITATION,
+            _KWARGS_DESCRIPTION,
+            {"predictions": CLASS_IDS, "references": CLASS_IDS},
+            "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.accuracy_score.html",
         )
 
     def _compute(self, predictions, references, prediction_scores=None):

@@ -1,9 +1,9 @@
 """Expected calibration error (ECE), an `evaluate` metric shipped with hf_mixup."""
 
-import datasets
 import evaluate
 
 from hf_mixup.metrics import functional
+from hf_mixup.metrics.module_info import PROBABILITY_INPUTS, metric_info
 
 _DESCRIPTION = """\
 Expected calibration error of a classifier (Naeini et al. 2015; Guo et al. 2017): the predictions
@@ -55,17 +55,12 @@ class Ece(evaluate.Metric):
         super().__init__(**kwargs)
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "references": datasets.Value("int64"),
-                    "prediction_scores": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
-            reference_urls=["https://arxiv.org/abs/1706.04599"],
+        return metric_info(
+            _DESCRIPTION,
+            _CITATION,
+            _KWARGS_DESCRIPTION,
+            PROBABILITY_INPUTS,
+            "https://arxiv.org/abs/1706.04599",
         )
 
     def _compute(self, references, prediction_scores, n_bins=None):

@@ -1,9 +1,9 @@
 """Multi-label metrics (BCE, exact match, label accuracy, micro F1), an `evaluate` metric shipped with hf_mixup."""
 
-import datasets
 import evaluate
 
 from hf_mixup.metrics import functional
+from hf_mixup.metrics.module_info import NUMBERS, metric_info
 
 _DESCRIPTION = """\
 The multi-label metrics `MixupTrainer` reports, from per-label probabilities: binary cross-entropy
@@ -43,17 +43,12 @@ _CITATION = """\
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class MultiLabel(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "references": datasets.Sequence(datasets.Value("float64")),
-                    "prediction_scores": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
-            reference_urls=["https://scikit-learn.org/stable/modules/model_evaluation.html#multilabel-ranking-metrics"],
+        return metric_info(
+            _DESCRIPTION,
+            _CITATION,
+            _KWARGS_DESCRIPTION,
+            {"references": NUMBERS, "prediction_scores": NUMBERS},
+            "https://scikit-learn.org/stable/modules/model_evaluation.html#multilabel-ranking-metrics",
         )
 
     def _compute(self, references, prediction_scores):

@@ -1,9 +1,9 @@
 """Negative log-likelihood of the true class, an `evaluate` metric shipped with hf_mixup."""
 
-import datasets
 import evaluate
 
 from hf_mixup.metrics import functional
+from hf_mixup.metrics.module_info import PROBABILITY_INPUTS, metric_info
 
 _DESCRIPTION = """\
 Negative log-likelihood (cross-entropy, log loss) of the true class under predicted class
@@ -39,17 +39,12 @@ _CITATION = """\
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Nll(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "references": datasets.Value("int64"),
-                    "prediction_scores": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
-            reference_urls=["https://scikit-learn.org/stable/modules/generated/sklearn.metrics.log_loss.html"],
+        return metric_info(
+            _DESCRIPTION,
+            _CITATION,
+            _KWARGS_DESCRIPTION,
+            PROBABILITY_INPUTS,
+            "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.log_loss.html",
         )
 
     def _compute(self, references, prediction_scores):

@@ -1,9 +1,9 @@
 """Regression metrics (MSE, RMSE, MAE, R^2), an `evaluate` metric shipped with hf_mixup."""
 
-import datasets
 import evaluate
 
 from hf_mixup.metrics import functional
+from hf_mixup.metrics.module_info import NUMBER, NUMBERS, SCIKIT_LEARN_CITATION, metric_info
 
 _DESCRIPTION = """\
 The regression metrics `MixupTrainer` reports: mean squared error, its root, mean absolute error
@@ -25,36 +25,22 @@ Examples:
     {'mse': 1.3333333333333333, 'rmse': 1.1547005383792515, 'mae': 0.6666666666666666, 'r2': 0.5384615384615385}
 """
 
-_CITATION = """\
-@article{scikit-learn,
-  title={Scikit-learn: Machine Learning in {P}ython},
-  author={Pedregosa, F. and Varoquaux, G. and Gramfort, A. and others},
-  journal={Journal of Machine Learning Research},
-  volume={12},
-  pages={2825--2830},
-  year={2011}
-}
-"""
+_CITATION = SCIKIT_LEARN_CITATION
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
 class Regression(evaluate.Metric):
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            # One value per example, or several outputs per example (the first format that fits).
-            features=[
-                datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("float64")}),
-                datasets.Features(
-                    {
-                        "predictions": datasets.Sequence(datasets.Value("float64")),
-                        "references": datasets.Sequence(datasets.Value("float64")),
-                    }
-                ),
+        return metric_info(
+            _DESCRIPTION,
+            _CITATION,
+            _KWARGS_DESCRIPTION,
+            [
+                # One value per example, or several outputs per example (the first format that fits).
+                {"predictions": NUMBER, "references": NUMBER},
+                {"predictions": NUMBERS, "references": NUMBERS},
             ],
-            reference_urls=["https://scikit-learn.org/stable/modules/model_evaluation.html#regression-metrics"],
+            "https://scikit-learn.org/stable/modules/model_evaluation.html#regression-metrics",
         )
 
     def _compute(self, predictions, references):

@@ -1,9 +1,9 @@
 """Top-k accuracy, an `evaluate` metric shipped with hf_mixup."""
 
-import datasets
 import evaluate
 
 from hf_mixup.metrics import functional
+from hf_mixup.metrics.module_info import PROBABILITY_INPUTS, metric_info
 
 _DESCRIPTION = """\
 Top-k accuracy: the share of examples whose true class is among the k classes with the highest
@@ -45,19 +45,12 @@ class TopKAccuracy(evaluate.Metric):
         super().__init__(**kwargs)
 
     def _info(self):
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation=_CITATION,
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "references": datasets.Value("int64"),
-                    "prediction_scores": datasets.Sequence(datasets.Value("float64")),
-                }
-            ),
-            reference_urls=[
-                "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html"
-            ],
+        return metric_info(
+            _DESCRIPTION,
+            _CITATION,
+            _KWARGS_DESCRIPTION,
+            PROBABILITY_INPUTS,
+            "https://scikit-learn.org/stable/modules/generated/sklearn.metrics.top_k_accuracy_score.html",
         )
 
     def _compute(self, references, prediction_scores, k=None):
