@@ -314,6 +314,7 @@ def run_grid(
     config: Mapping[str, Any] | None = None,
     still_done: Callable[[str, int], bool] | None = None,
     desc: str = "runs",
+    jobs: int = 1,
 ) -> GridOutcome:
     """Run ``run_cell(method, seed)`` for every seed and method (seed by seed, the methods of a seed
     one after the other), skipping the cells already finished.
@@ -323,7 +324,14 @@ def run_grid(
     `config` (and, if given, for which ``still_done(method, seed)`` holds, e.g. its run folder is
     still there) is not run again: an interrupted grid restarts where it stopped, and a grid extended
     with more seeds runs only the new cells. A cell recorded under another `config` is run again.
+
+    With ``jobs > 1``, up to that many cells run at once (in threads: ``run_cell`` should start a
+    process of its own, as the reproduction scripts do, e.g. to share one GPU); each cell is still
+    written to `state_file` as soon as it finishes. A failing cell stops the grid after the running
+    cells end, and the finished ones stay recorded.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     seeds = list(seeds)
     methods = list(methods)
     if len(set(methods)) != len(methods) or len(set(seeds)) != len(seeds):
@@ -340,29 +348,61 @@ def run_grid(
             return None
         return record
 
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+    from threading import Lock
+
     from tqdm.auto import tqdm
 
-    results: dict[str, dict[int, Any]] = {method: {} for method in methods}
-    seconds, reused = 0.0, 0
+    lock = Lock()
+
+    def run_and_record(method: str, seed: int) -> dict[str, Any]:
+        start = time.perf_counter()
+        result = json.loads(json.dumps(run_cell(method, seed)))  # as a restart will read it
+        record = {
+            "method": method, "seed": seed, "config": config, "result": result,
+            "seconds": time.perf_counter() - start,
+        }
+        with lock:
+            latest = _load_state(state_file)  # another grid may share the file: keep its cells
+            latest["cells"][_cell_key(method, seed)] = record
+            _save_state(state_file, latest)
+        return record
+
+    records: dict[tuple[str, int], dict[str, Any]] = {}
+    reused = 0
     with tqdm(total=len(cells), desc=desc, unit="run") as bar:
+        todo = []
         for seed, method in cells:
             record = finished(method, seed)
-            if record is not None:
-                reused += 1
+            if record is None:
+                todo.append((seed, method))
             else:
+                records[method, seed] = record
+                reused += 1
+                bar.update(1)
+        if jobs == 1:
+            for seed, method in todo:
                 bar.set_postfix_str(f"{method}, seed {seed}")
-                start = time.perf_counter()
-                result = json.loads(json.dumps(run_cell(method, seed)))  # as a restart will read it
-                record = {
-                    "method": method, "seed": seed, "config": config, "result": result,
-                    "seconds": time.perf_counter() - start,
-                }
-                state = _load_state(state_file)  # another grid may share the file: keep its cells
-                state["cells"][_cell_key(method, seed)] = record
-                _save_state(state_file, state)
-            results[method][seed] = record["result"]
-            seconds += record["seconds"]
-            bar.update(1)
+                records[method, seed] = run_and_record(method, seed)
+                bar.update(1)
+        elif todo:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(run_and_record, method, seed): (method, seed) for seed, method in todo}
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    for future in done:
+                        if future.exception() is not None:
+                            for other in pending:
+                                other.cancel()
+                            raise future.exception()
+                        records[futures[future]] = future.result()
+                        bar.update(1)
+    results: dict[str, dict[int, Any]] = {method: {} for method in methods}
+    seconds = 0.0
+    for seed, method in cells:
+        results[method][seed] = records[method, seed]["result"]
+        seconds += records[method, seed]["seconds"]
     if reused:
         print(f"{reused} of {len(cells)} cells reused from {state_file}")
     return GridOutcome(results, seconds, reused)

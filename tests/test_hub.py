@@ -238,3 +238,19 @@ def test_push_to_hub_card_keeps_the_run_figures(tmp_path):
     card = ModelCard.load(tmp_path / "README.md")
     result = card.data.eval_results[0]
     assert result.dataset_name == "digits" and result.dataset_split == "validation" and result.metric_value == 0.75
+
+
+def test_card_template_is_found_in_a_source_checkout_without_the_installed_package_data(monkeypatch):
+    """Run from a checkout with PYTHONPATH (no `hf_mixup.model_cards` subpackage), the card still gets the
+    template, from model_cards/template.md beside the package."""
+    from importlib import resources
+
+    from hf_mixup.hub import card
+
+    installed = card.card_template()
+
+    def no_package(name):
+        raise ModuleNotFoundError(f"No module named {name!r}")
+
+    monkeypatch.setattr(resources, "files", no_package)
+    assert card.card_template() == installed == (Path(card.__file__).parents[2] / "model_cards" / "template.md").read_text()

@@ -168,3 +168,44 @@ def test_one_channel_models_get_one_channel_normalisation():
     model = create_timm_classifier("wide_resnet10_2", 10, image_size=28, model_args={"in_chans": 1})
     assert model.config.pretrained_cfg["input_size"] == [1, 28, 28]
     assert len(model.config.pretrained_cfg["mean"]) == 1 and len(model.config.pretrained_cfg["std"]) == 1
+
+
+def test_image_mlp_is_the_784_1024_1024_10_network_on_flattened_pixels():
+    """`image_mlp` computes fc(relu(W2 relu(W1 x + b1) + b2)) on the flattened image, checked against the
+    same arithmetic written out; `image_mlp_dropout` drops after each hidden ReLU in train mode only."""
+    from hf_mixup.models.cifar import MODEL_NAMES
+
+    torch.manual_seed(0)
+    model = timm.create_model("image_mlp", num_classes=10).eval()
+    assert [tuple(p.shape) for p in model.parameters()] == [(1024, 784), (1024,), (1024, 1024), (1024,), (10, 1024), (10,)]
+    x = torch.randn(3, 1, 28, 28)
+    l1, l2, fc = model.layer1[0], model.layer2[0], model.fc
+    by_hand = fc(torch.relu(l2(torch.relu(l1(x.reshape(3, 784))))))
+    torch.testing.assert_close(model(x), by_hand)
+    assert {"image_mlp", "image_mlp_dropout"} <= set(MODEL_NAMES)
+
+    dropped = timm.create_model("image_mlp_dropout", num_classes=10, hidden_sizes=(64, 32))
+    assert [m.p for m in dropped.modules() if isinstance(m, torch.nn.Dropout)] == [0.5, 0.5]
+    dropped.train()
+    assert not torch.equal(dropped(x), dropped(x))
+    dropped.eval()
+    assert torch.equal(dropped(x), dropped(x))
+
+
+def test_image_mlp_names_the_image_size_it_needs():
+    model = timm.create_model("image_mlp", num_classes=10)
+    with pytest.raises(ValueError, match="784 values per image.*in_chans / img_size"):
+        model(torch.randn(2, 3, 32, 32))
+    wider = timm.create_model("image_mlp", num_classes=4, in_chans=3, img_size=8, hidden_sizes=[16])
+    assert wider(torch.randn(2, 3, 8, 8)).shape == (2, 4)
+
+
+def test_image_mlp_classifier_takes_one_channel_images():
+    """Built through `create_timm_classifier` without in_chans, the preprocessing follows the architecture's
+    own input size (1 x 28 x 28), so the images are converted to grey and the network gets 784 values."""
+    from hf_mixup.models import create_timm_classifier
+
+    model = create_timm_classifier("image_mlp", ["a", "b"], image_size=28)
+    assert model.config.pretrained_cfg["input_size"] == [1, 28, 28]
+    assert len(model.config.pretrained_cfg["mean"]) == 1
+    assert model(pixel_values=torch.randn(2, 1, 28, 28)).logits.shape == (2, 2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -104,6 +105,18 @@ def card_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def card_template() -> str:
+    """The card template: shipped as ``hf_mixup.model_cards`` when installed; in a source checkout used
+    without installing (``PYTHONPATH=.``) it is ``model_cards/template.md`` beside the package."""
+    try:
+        return resources.files("hf_mixup.model_cards").joinpath("template.md").read_text()
+    except ModuleNotFoundError:
+        source = Path(__file__).resolve().parents[2] / "model_cards" / "template.md"
+        if not source.is_file():
+            raise
+        return source.read_text()
+
+
 def build_card(
     args,
     architecture: str,
@@ -175,7 +188,7 @@ def build_card(
             "rows": rows,
         }
     repo_id = repo_id or model_name
-    template = resources.files("hf_mixup.model_cards").joinpath("template.md").read_text()
+    template = card_template()
     return ModelCard.from_template(
         card_data,
         template_str=template,

@@ -9,6 +9,10 @@
   or any ``depth=`` / ``widen_factor=``): Zagoruyko & Komodakis (2016).
 - ``densenet_bc_190`` (growth rate 40) and ``densenet_bc_100`` (growth rate 12): Huang et al. (2017),
   bottleneck layers and compression 0.5.
+- ``image_mlp``: a fully connected network on the flattened image (default 784-1024-1024-10 for 28x28
+  grey images, ``hidden_sizes=``, ``in_chans=``, ``img_size=``), with an optional dropout after each hidden
+  ReLU (``block_drop_rate``); ``image_mlp_dropout`` has it at p = 0.5. Small enough for label-noise and
+  attack experiments on a CPU; its hidden layers are ``layer1`` .. ``layerN``.
 
 Registered with timm's ``@register_model`` when ``hf_mixup`` is imported, so
 ``timm.create_model("preact_resnet18", num_classes=10)`` and ``TimmWrapperConfig(architecture=...)``
@@ -288,6 +292,78 @@ class DenseNetBC(_CifarNet):
         return F.relu(self.norm(x))
 
 
+class ImageMLP(nn.Module):
+    """Flatten, then ``Linear -> ReLU [-> Dropout]`` per hidden size (``layer1`` ..), then ``fc``.
+
+    The timm interface of the CIFAR models (``forward_features`` / ``forward_head``, ``reset_classifier``),
+    with an identity ``global_pool`` so that ``mixup_layer = N + 1`` mixes the last hidden features."""
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_chans: int = 1,
+        img_size: int = 28,
+        hidden_sizes: tuple[int, ...] = (1024, 1024),
+        block_drop_rate: float = 0.0,
+        drop_rate: float = 0.0,
+        global_pool: str = "",
+        **kwargs,
+    ):
+        super().__init__()
+        if not hidden_sizes:
+            raise ValueError("image_mlp needs at least one hidden size, e.g. hidden_sizes=[1024, 1024]")
+        if not 0.0 <= block_drop_rate < 1.0:
+            raise ValueError(f"block_drop_rate must be in [0, 1), got {block_drop_rate}")
+        self.num_stages = len(hidden_sizes)
+        self.in_features = in_chans * img_size * img_size
+        width = self.in_features
+        for index, size in enumerate(hidden_sizes, start=1):
+            layers = [nn.Linear(width, int(size)), nn.ReLU(inplace=True)]
+            if block_drop_rate > 0:
+                layers.append(nn.Dropout(block_drop_rate))
+            setattr(self, f"layer{index}", nn.Sequential(*layers))
+            width = int(size)
+        self.num_features = self.head_hidden_size = width
+        self.num_classes = num_classes
+        self.drop_rate = drop_rate
+        self.global_pool = nn.Identity()
+        self.fc = nn.Linear(width, num_classes) if num_classes > 0 else nn.Identity()
+        self.grad_checkpointing = False
+
+    def stages(self) -> list[nn.Module]:
+        return [getattr(self, f"layer{i}") for i in range(1, self.num_stages + 1)]
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def get_classifier(self) -> nn.Module:
+        return self.fc
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        if x[0].numel() != self.in_features:
+            raise ValueError(
+                f"image_mlp takes {self.in_features} values per image (in_chans x img_size^2), got input of shape "
+                f"{tuple(x.shape)}: set in_chans / img_size in the model arguments to match the images"
+            )
+        x = x.flatten(1)
+        for stage in self.stages():
+            x = checkpoint(stage, x, use_reentrant=False) if self.grad_checkpointing and self.training else stage(x)
+        return x
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.global_pool(x)
+        if self.drop_rate > 0:
+            x = F.dropout(x, p=self.drop_rate, training=self.training)
+        return x if pre_logits else self.fc(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
 # -- registration -----------------------------------------------------------------------------------
 
 
@@ -323,6 +399,10 @@ default_cfgs = generate_default_cfgs(
         "wide_resnet10_2.untrained": _cfg(pool_size=(8, 8)),
         "densenet_bc_190.untrained": _cfg(pool_size=(8, 8)),
         "densenet_bc_100.untrained": _cfg(pool_size=(8, 8)),
+        "image_mlp.untrained": _cfg(input_size=(1, 28, 28), pool_size=None, mean=(0.2860,), std=(0.3530,), first_conv="layer1.0"),
+        "image_mlp_dropout.untrained": _cfg(
+            input_size=(1, 28, 28), pool_size=None, mean=(0.2860,), std=(0.3530,), first_conv="layer1.0"
+        ),
     }
 )
 
@@ -330,6 +410,8 @@ default_cfgs = generate_default_cfgs(
 def _create(cls, variant: str, pretrained: bool, **kwargs):
     if pretrained:
         raise ValueError(f"{variant} has no pretrained weights in hf_mixup; use pretrained=False")
+    if cls is ImageMLP:
+        return build_model_with_cfg(cls, variant, pretrained, features_only=False, **kwargs)
     stages = len(kwargs.get("layers", (2, 2, 2, 2))) if cls is PreActResNet else 3
     return build_model_with_cfg(cls, variant, pretrained, feature_cfg=dict(out_indices=tuple(range(stages))), **kwargs)
 
@@ -421,9 +503,22 @@ def densenet_bc_100(pretrained: bool = False, **kwargs) -> DenseNetBC:
     return _create(DenseNetBC, "densenet_bc_100", pretrained, **dict(dict(depth=100, growth_rate=12), **kwargs))
 
 
+@register_model
+def image_mlp(pretrained: bool = False, **kwargs) -> ImageMLP:
+    """784-1024-1024-10 MLP on 28x28 grey images (~1.9M parameters); ``hidden_sizes=`` / ``in_chans=`` /
+    ``img_size=`` for other shapes."""
+    return _create(ImageMLP, "image_mlp", pretrained, **kwargs)
+
+
+@register_model
+def image_mlp_dropout(pretrained: bool = False, **kwargs) -> ImageMLP:
+    """``image_mlp`` with dropout p = 0.5 after each hidden ReLU (Table 2's ERM + dropout for the MLP)."""
+    return _create(ImageMLP, "image_mlp_dropout", pretrained, **dict(dict(block_drop_rate=0.5), **kwargs))
+
+
 # The architectures this module registers with timm (a checkpoint of one needs `import hf_mixup`).
 MODEL_NAMES = (
     "preact_resnet18", "preact_resnet18_dropout", "preact_resnet18_dropout70", "preact_resnet18_dropout80",
     "preact_resnet18_dropout90", "preact_resnet34", "wide_resnet28_10", "wide_resnet28_2", "wide_resnet16_8",
-    "wide_resnet16_4", "wide_resnet10_2", "densenet_bc_190", "densenet_bc_100",
+    "wide_resnet16_4", "wide_resnet10_2", "densenet_bc_190", "densenet_bc_100", "image_mlp", "image_mlp_dropout",
 )

@@ -58,7 +58,7 @@ def create_timm_classifier(
     names = [str(i) for i in range(labels)] if isinstance(labels, int) else [str(x) for x in labels]
     default = timm.models.get_pretrained_cfg(architecture)
     default = default.to_dict() if default is not None else {}
-    in_chans = (model_args or {}).get("in_chans", 3)
+    in_chans = (model_args or {}).get("in_chans", default.get("input_size", (3,))[0])
     size = image_size or default.get("input_size", (3, 224, 224))[-1]
     pretrained_cfg = {
         "input_size": [in_chans, size, size],
