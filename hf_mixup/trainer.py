@@ -517,7 +517,7 @@ class MixupTrainer(Trainer):
             json.dump(settings, f, indent=2)
 
 
-CARD_SETTINGS_KEYS = ("dataset_name", "dataset_id", "eval_split", "modality", "license", "metrics")
+CARD_SETTINGS_KEYS = ("dataset_name", "dataset_id", "eval_split", "modality", "license", "metrics", "run_settings")
 
 
 def _skip_gc_in_free_memory(accelerator) -> None:

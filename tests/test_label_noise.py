@@ -295,6 +295,22 @@ def test_train_command_with_label_noise(tmp_path):
     assert results_in_card["train_error_real"][0] == pytest.approx(results["train_error_real"], abs=1e-6)
     assert results_in_card["best_error"][0] == pytest.approx(results["best_test_error"], abs=1e-6)
     assert "Training error on corrupted labels" in card.text
+    # The recipe table says what the run trained on; the published card (rebuilt from the folder) too.
+    from hf_mixup.hub.publish import load_run, render_card
+
+    for text in (card.text, render_card(load_run(str(out)), "someone/noisy-digits").text):
+        assert "| label noise | 0.5: each training label re-drawn uniformly over the classes with this probability " \
+               "(corruption seed 3); evaluation labels intact |" in text
+        assert "| training examples | 256 (a subset drawn with the seed) |" in text
+
+
+def test_card_names_the_step_schedule(tmp_path):
+    """With lr_milestones the schedule is the step decay (it replaces lr_scheduler_type), not "linear"."""
+    from hf_mixup.hub.card import lr_schedule_of, recipe_of
+
+    args = mixup_args(tmp_path, lr_milestones=[30, 45], lr_gamma=0.2)
+    assert lr_schedule_of(args) == recipe_of(args)["lr schedule"] == "step: x 0.2 at epochs 30, 45"
+    assert lr_schedule_of(mixup_args(tmp_path, lr_scheduler_type="cosine")) == "cosine"
 
 
 def test_train_command_refuses_label_noise_it_cannot_apply(tmp_path):

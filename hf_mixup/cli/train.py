@@ -258,7 +258,25 @@ def write_model_card(trainer: MixupTrainer, data_args: DataArguments, eval_split
         metrics=card_metrics_of(metrics),
         eval_split=eval_split,
         modality=modality_of(trainer.model),
+        run_settings=run_settings_of(trainer, data_args),
     )
+
+
+def run_settings_of(trainer: MixupTrainer, data_args: DataArguments) -> dict[str, str]:
+    """What else the card's recipe table needs to describe the run: a training subset, the label noise of
+    `--label_noise`, and the architecture's arguments (`--model_kwargs`, e.g. a dropout rate)."""
+    settings = {}
+    if data_args.max_train_samples is not None:
+        settings["training examples"] = f"{data_args.max_train_samples} (a subset drawn with the seed)"
+    if getattr(data_args, "label_noise", None) is not None:
+        settings["label noise"] = (
+            f"{data_args.label_noise:g}: each training label re-drawn uniformly over the classes with this "
+            f"probability (corruption seed {data_args.label_noise_seed}); evaluation labels intact"
+        )
+    model_args = getattr(getattr(trainer.model, "config", None), "model_args", None)
+    if model_args:
+        settings["model arguments"] = json.dumps(model_args)
+    return settings
 
 
 def push_when_asked(trainer: MixupTrainer, repo_id: str | None) -> None:

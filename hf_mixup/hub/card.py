@@ -67,6 +67,16 @@ def _plain(value: Any) -> Any:
     return value.value if hasattr(value, "value") else value
 
 
+def lr_schedule_of(args) -> str:
+    """The learning-rate schedule in words: the step decay of `lr_milestones` when set (it replaces
+    `lr_scheduler_type`), else the scheduler's name."""
+    milestones = getattr(args, "lr_milestones", None)
+    if milestones:
+        at = ", ".join(f"{m:g}" for m in milestones)
+        return f"step: x {getattr(args, 'lr_gamma', 0.1):g} at epochs {at}"
+    return str(_plain(args.lr_scheduler_type))
+
+
 def recipe_of(args) -> dict[str, Any]:
     """The training settings a card reports, from `MixupArguments`."""
     return {
@@ -82,7 +92,7 @@ def recipe_of(args) -> dict[str, Any]:
         "optimizer": _plain(args.optim),
         "learning rate": args.learning_rate,
         "weight decay": args.weight_decay,
-        "lr schedule": _plain(args.lr_scheduler_type),
+        "lr schedule": lr_schedule_of(args),
         "seed": args.seed,
     }
 
@@ -133,6 +143,7 @@ def build_card(
     extra_tags: list[str] | None = None,
     sibling: dict[str, Any] | None = None,
     curves: str | None = None,
+    run_settings: dict[str, Any] | None = None,
 ) -> ModelCard:
     """A model card from a run's settings (`MixupArguments`) and its evaluation ``metrics``.
 
@@ -199,7 +210,7 @@ def build_card(
         dataset_name=dataset_name,
         eval_split=eval_split,
         metrics={CARD_METRICS[k][1]: f"{values[k]:.4f}" for k in CARD_METRICS if k in values},
-        recipe=recipe_of(args),
+        recipe={**recipe_of(args), **(run_settings or {})},
         usage=usage_snippet(modality, repo_id, needs_hf_mixup, regression),
         comparison=comparison,
         curves=curves,
@@ -236,6 +247,7 @@ def build_model_card(
     modality: str = "image",
     license: str = "apache-2.0",
     repo_id: str | None = None,
+    run_settings: dict[str, Any] | None = None,
     **_: Any,
 ) -> ModelCard:
     """A model card for ``trainer``'s model: tags, recipe, and the results in ``metrics`` (default:
@@ -259,4 +271,5 @@ def build_model_card(
         needs_hf_mixup=needs_hf_mixup(trainer.model),
         regression=getattr(config, "problem_type", None) == "regression" and modality == "tabular",
         extra_tags=list(getattr(trainer.model, "model_tags", None) or []),
+        run_settings=run_settings,
     )

@@ -137,6 +137,7 @@ def render_card(run: Run, repo_id: str, sibling: Run | None = None, sibling_repo
         regression=run.config.get("problem_type") == "regression" and run.modality == "tabular",
         sibling=None if sibling is None else {"repo_id": sibling_repo, "method": sibling.method, "metrics": sibling.metrics},
         curves=curves,
+        run_settings=settings.get("run_settings"),
     )
 
 

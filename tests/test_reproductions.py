@@ -1,0 +1,85 @@
+"""The Table 2 and Table 3 runners, end to end on a little Fashion-MNIST, as a user runs them: every cell
+recorded, a second start reusing them all, the tables' figures equal to the runs' own results."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from hf_mixup.data import FASHION_MNIST_DIR
+
+
+@pytest.fixture(scope="module")
+def little_fashion(tmp_path_factory):
+    if not Path(FASHION_MNIST_DIR).is_dir():
+        pytest.fail("Fashion-MNIST is not installed: `make test` installs the Debian package dataset-fashion-mnist")
+    out = tmp_path_factory.mktemp("fm") / "fashion_mnist"
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "prepare_fashion_mnist.py"), "--output", str(out),
+                           "--limit", "200"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
+
+
+def run(script: str, *argv: str, timeout: int = 600) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *argv], capture_output=True, text=True,
+                          timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+def test_label_noise_runner(tmp_path, little_fashion):
+    runs, output = tmp_path / "runs", tmp_path / "table"
+    argv = ["--model", "mlp", "--noise", "0.5", "--seeds", "1", "--methods", "erm", "mixup8_dropout",
+            "--train_samples", "64", "--epochs", "2", "--eval_every", "1", "--data", str(little_fashion),
+            "--runs_dir", str(runs), "--output", str(output), "--jobs", "2"]
+    run("reproduce_label_noise.py", *argv)
+    grid = json.loads((runs / "label_noise_mlp_grid.json").read_text())["cells"]
+    assert set(grid) == {"erm@noise50/seed1", "mixup8_dropout@noise50/seed1"}
+    for cell, method in (("erm@noise50", "erm"), ("mixup8_dropout@noise50", "mixup8_dropout")):
+        folder = runs / f"label_noise-mlp-{method}-noise50-seed1"
+        results = json.loads((folder / "all_results.json").read_text())
+        assert grid[f"{cell}/seed1"]["result"]["train_error_corrupted"] == results["train_error_corrupted"]
+        config = json.loads((folder / "config.json").read_text())
+        assert config["architecture"] == "image_mlp"
+        assert (config.get("model_args") or {}).get("block_drop_rate") == (0.3 if "dropout" in method else None)
+        args = json.loads((folder / "hf_mixup_card.json").read_text())["run_settings"]
+        assert args["label noise"].startswith("0.5:") and args["training examples"].startswith("64")
+    summary = json.loads((tmp_path / "table.json").read_text())
+    assert summary["cells"]["erm@noise50"]["train_error_real"]["values"] == [
+        100 * grid["erm@noise50/seed1"]["result"]["train_error_real"]]
+    table = (tmp_path / "table.md").read_text()
+    assert "| 50% | ERM |" in table and "| 50% | mixup + dropout (alpha = 8, p = 0.3) |" in table
+    assert "| 50% | mixup (alpha = 32) | 11.3 | 12.7 |" in table  # the paper's row beside ours
+    assert "reproduce_label_noise.py --model mlp" in table
+
+    again = run("reproduce_label_noise.py", *argv)
+    assert "2 of 2 cells reused" in again
+
+
+def test_attack_runner(tmp_path, little_fashion):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text((ROOT / "recipes" / "fashion_mnist_cpu.yaml").read_text().replace("num_train_epochs: 6", "num_train_epochs: 1")
+                      + "max_train_samples: 64\nmax_eval_samples: 20\nper_device_eval_batch_size: 20\n")
+    runs, output = tmp_path / "runs", tmp_path / "attack"
+    argv = ["--recipe", str(recipe), "--seeds", "1", "2", "--data", str(little_fashion), "--max_samples", "6",
+            "--runs_dir", str(runs), "--output", str(output)]
+    run("reproduce_attacks.py", *argv)
+    trained = json.loads((runs / "fashion_mnist_grid.json").read_text())["cells"]
+    assert set(trained) == {"erm/seed1", "erm/seed2", "mixup/seed1"}
+    per_triple = json.loads((runs / "attack-triple1-2.json").read_text())
+    summary = json.loads((tmp_path / "attack.json").read_text())
+    # The summary's white-box mixup FGSM error at 4/255 is the triple's own figure.
+    mixup = next(r for r in per_triple["results"] if r["setting"] == "white box" and r["attack"] == "fgsm"
+                 and r["target"].endswith("mixup-seed1") and round(r["epsilon"] * 255) == 4)
+    assert summary["epsilon_4"]["top1/fgsm"]["white_mixup"]["values"] == [100 * mixup["top1_error"]]
+    black = [r for r in per_triple["results"] if r["setting"] == "black box"]
+    assert {r["source"] for r in black} == {str(runs / "fashion_mnist-erm-seed1")}
+    assert {r["target"] for r in black} == {str(runs / "fashion_mnist-erm-seed2"), str(runs / "fashion_mnist-mixup-seed1")}
+    assert (tmp_path / "attack.png").stat().st_size > 10_000
+    again = run("reproduce_attacks.py", *argv)
+    assert "1 of 1 cells reused" in again
