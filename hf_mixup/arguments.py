@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .mixing import MIXUP_MODES
+from .mixing import MIXUP_MODES, MIXUP_PARTNERS, MIXUP_TARGETS
 
 
 @dataclass
@@ -38,6 +38,16 @@ class MixupArguments(TrainingArguments):
         mixup_layer (`int`, defaults to `0`):
             `0` mixes the inputs; `k` the features entering residual stage `k`; the number of stages + 1 the
             features before the final pooling and classifier (the paper's ablation "Layer 1-5").
+        mixup_partner (`str`, defaults to `"random"`):
+            `random`: the partner is another example of the batch; `same_class`: another example of the
+            same class in the batch (an example alone in its class in the batch stays unmixed); the paper's
+            "RP" and "SC" ablations. Single-label classification, modes `batch` and `elem`.
+        mixup_targets (`str`, defaults to `"mixed"`):
+            `mixed`: lam y_i + (1 - lam) y_j; `input_only`: the target of the example with the larger weight
+            (the paper's "mix inputs only").
+        input_noise_std (`float`, defaults to `0.0`):
+            Standard deviation of Gaussian noise added to the training inputs (after mixing, if any), in the
+            inputs' own units: the paper's "ERM + Gaussian noise" baseline. Evaluation inputs stay clean.
 
     Label smoothing reuses `label_smoothing_factor`: targets are smoothed, then mixed. The mixing draws
     come from a generator seeded with `seed` and the process rank.
@@ -86,6 +96,27 @@ class MixupArguments(TrainingArguments):
         },
     )
 
+    mixup_partner: str = field(
+        default="random",
+        metadata={
+            "help": "Who an example is mixed with: random (another example of the batch) or same_class (another "
+            "example of its class in the batch).",
+            "choices": list(MIXUP_PARTNERS),
+        },
+    )
+    mixup_targets: str = field(
+        default="mixed",
+        metadata={
+            "help": "mixed: mix the targets as the inputs; input_only: keep the target of the example with the larger "
+            "weight.",
+            "choices": list(MIXUP_TARGETS),
+        },
+    )
+    input_noise_std: float = field(
+        default=0.0,
+        metadata={"help": "Gaussian noise (this standard deviation, in the inputs' units) on training inputs; 0: none."},
+    )
+
     lr_milestones: list[float] | None = field(
         default=None,
         metadata={
@@ -128,6 +159,15 @@ class MixupArguments(TrainingArguments):
             value = getattr(self, name)
             if not _is_number(value) or math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be a number of epochs >= 0, got {value!r}")
+        if self.mixup_partner not in MIXUP_PARTNERS:
+            raise ValueError(f"mixup_partner must be one of {', '.join(MIXUP_PARTNERS)}; got {self.mixup_partner!r}")
+        if self.mixup_partner == "same_class" and self.mixup_mode == "pair":
+            raise ValueError("mixup_partner='same_class' draws partners within each class: use mixup_mode batch or elem, not pair")
+        if self.mixup_targets not in MIXUP_TARGETS:
+            raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {self.mixup_targets!r}")
+        if not _is_number(self.input_noise_std) or math.isnan(self.input_noise_std) or math.isinf(self.input_noise_std) \
+                or self.input_noise_std < 0:
+            raise ValueError(f"input_noise_std must be a finite number >= 0 (0: no noise), got {self.input_noise_std!r}")
         if not isinstance(self.mixup_layer, int) or isinstance(self.mixup_layer, bool) or self.mixup_layer < 0:
             raise ValueError(f"mixup_layer must be an int >= 0 (0: the inputs), got {self.mixup_layer!r}")
         if self.mixup_layer and (self.cutmix_alpha > 0 or self.cutmix_minmax is not None):

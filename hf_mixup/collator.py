@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from transformers import default_data_collator
 
-from .mixing import MIXING_FIELDS, MixDraw, Mixer, derive_seed, mix_batch, select_input_keys, spatial_size_of
+from .mixing import MIXING_FIELDS, MIXUP_TARGETS, MixDraw, Mixer, derive_seed, mix_batch, select_input_keys, spatial_size_of
 
 MIXUP_LAMBDA_KEY = "mixup_lambda"
 MIXUP_DRAW_KEY = "mixup_draw_number"
@@ -63,6 +63,8 @@ class DataCollatorForMixup:
     mixup_prob: float = 1.0
     mixup_switch_prob: float = 0.5
     mixup_mode: str = "batch"
+    mixup_partner: str = "random"
+    mixup_targets: str = "mixed"
     label_smoothing: float = 0.0
     seed: int | None = None
     rank: int | None = None
@@ -74,6 +76,8 @@ class DataCollatorForMixup:
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.mixup_targets not in MIXUP_TARGETS:
+            raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {self.mixup_targets!r}")
         if self.num_labels is not None and (not isinstance(self.num_labels, int) or self.num_labels < 1):
             raise ValueError(f"num_labels must be a positive int, got {self.num_labels!r}")
         # Validates the mixing settings now rather than at the first batch.
@@ -161,8 +165,11 @@ class DataCollatorForMixup:
             self._history[self._draw_count] = self._mixer.generator.get_state()
             self._history.pop(self._draw_count - _HISTORY, None)
         mixer_on = self.mixing_active and self._mixer.enabled
-        draw = self._mixer.draw(batch_size, spatial) if mixer_on else MixDraw.identity(batch_size)
-        mixed = mix_batch(batch, draw, self.label_key, self.input_keys, self.num_labels, self.label_smoothing)
+        partner_labels = labels if self.mixup_partner == "same_class" else None
+        draw = self._mixer.draw(batch_size, spatial, partner_labels) if mixer_on else MixDraw.identity(batch_size)
+        mixed = mix_batch(
+            batch, draw, self.label_key, self.input_keys, self.num_labels, self.label_smoothing, self.mixup_targets
+        )
         mixed[MIXUP_LAMBDA_KEY] = draw.lam.clone()
         if in_main_process:
             mixed[MIXUP_DRAW_KEY] = self._draw_count

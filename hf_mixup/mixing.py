@@ -27,8 +27,13 @@ from typing import Any
 import torch
 
 MIXUP_MODES = ("batch", "pair", "elem")
+MIXUP_PARTNERS = ("random", "same_class")
+MIXUP_TARGETS = ("mixed", "input_only")
 # The mixing settings, named as in `MixupArguments` and `DataCollatorForMixup`.
-MIXING_FIELDS = ("mixup_alpha", "cutmix_alpha", "cutmix_minmax", "mixup_prob", "mixup_switch_prob", "mixup_mode")
+MIXING_FIELDS = (
+    "mixup_alpha", "cutmix_alpha", "cutmix_minmax", "mixup_prob", "mixup_switch_prob", "mixup_mode", "mixup_partner",
+    "mixup_targets",
+)
 
 _MASK64 = (1 << 64) - 1
 
@@ -154,6 +159,9 @@ class Mixer:
             with the same weight), ``elem`` (one lam per example).
         seed: seed of the generator (ignored when ``generator`` is given).
         generator: an existing CPU generator to draw from.
+        partner: ``random`` (any other example of the batch) or ``same_class`` (another example of the same
+            class in the batch, the paper's "SC" ablation: :meth:`draw` then needs the batch's class ids; an
+            example alone in its class in the batch stays unmixed). Modes ``batch`` and ``elem``.
 
     With both alphas 0 and no ``cutmix_minmax`` the mixer is off: every draw is the identity.
     Partners (modes batch and elem) are the batch rolled by a random shift in ``[1, B - 1]``, so no
@@ -171,8 +179,13 @@ class Mixer:
         mode: str = "batch",
         seed: int = 0,
         generator: torch.Generator | None = None,
+        partner: str = "random",
     ):
         _check_alpha("mixup_alpha", mixup_alpha)
+        if partner not in MIXUP_PARTNERS:
+            raise ValueError(f"mixup_partner must be one of {', '.join(MIXUP_PARTNERS)}; got {partner!r}")
+        if partner == "same_class" and mode == "pair":
+            raise ValueError("mixup_partner='same_class' draws partners within each class: use mixup_mode batch or elem, not pair")
         _check_alpha("cutmix_alpha", cutmix_alpha)
         _check_probability("mixup_prob", prob)
         _check_probability("mixup_switch_prob", switch_prob)
@@ -190,6 +203,7 @@ class Mixer:
         self.prob = float(prob)
         self.switch_prob = float(switch_prob)
         self.mode = mode
+        self.partner = partner
         if generator is None:
             generator = torch.Generator().manual_seed(int(seed))
         self.generator = generator
@@ -205,6 +219,7 @@ class Mixer:
             switch_prob=settings.mixup_switch_prob,
             mode=settings.mixup_mode,
             seed=seed,
+            partner=getattr(settings, "mixup_partner", "random"),
         )
 
     @property
@@ -236,11 +251,16 @@ class Mixer:
     def _lam(self, alpha: float, n: int) -> torch.Tensor:
         return sample_beta(alpha, n, self.generator)
 
-    def draw(self, batch_size: int, spatial_size: Sequence[int] | None = None) -> MixDraw:
+    def draw(
+        self, batch_size: int, spatial_size: Sequence[int] | None = None, labels: torch.Tensor | None = None
+    ) -> MixDraw:
         """Draw partners and weights for a batch of ``batch_size`` examples.
 
-        ``spatial_size`` is ``(H, W)`` of the inputs; it is needed only when CutMix is on.
+        ``spatial_size`` is ``(H, W)`` of the inputs; it is needed only when CutMix is on. ``labels`` are
+        the batch's class ids ``[B]``, needed only with ``partner="same_class"``.
         """
+        if self.partner == "same_class":
+            _check_class_ids(labels, batch_size)
         if batch_size < 2 or not self.enabled:
             return MixDraw.identity(batch_size)
         if self.cutmix_enabled and spatial_size is None:
@@ -269,11 +289,11 @@ class Mixer:
         use_cutmix = use_cutmix & apply
 
         if self.mode == "batch":
-            index = self._partners(batch_size)
+            index = self._partners(batch_size, labels)
             expand = lambda t: None if t is None else t.expand(batch_size, *t.shape[1:])  # noqa: E731
             return MixDraw(expand(lam), index, expand(use_cutmix) if self.cutmix_enabled else None, expand(boxes), True)
         if self.mode == "elem":
-            index = self._partners(batch_size)
+            index = self._partners(batch_size, labels)
             return MixDraw(lam, index, use_cutmix if self.cutmix_enabled else None, boxes)
         # pair: a random perfect matching; both members of a pair share lam (and the CutMix box).
         order = torch.randperm(batch_size, generator=self.generator)
@@ -291,7 +311,12 @@ class Mixer:
             boxes = boxes[pair_of]
         return MixDraw(lam, index, use_cutmix if self.cutmix_enabled else None, boxes)
 
-    def _partners(self, batch_size: int) -> torch.Tensor:
+    def _partners(self, batch_size: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+        if self.partner == "same_class":
+            return same_class_partners(labels, self.generator)
+        return self._random_partners(batch_size)
+
+    def _random_partners(self, batch_size: int) -> torch.Tensor:
         """Partners without fixed points: the batch rolled by a random shift ``s`` in ``[1, B - 1]``,
         so no example is its own partner (a plain ``randperm`` leaves each one unmixed with probability
         1 / B). The data loader has already shuffled the batch, so which example meets which is as random
@@ -322,6 +347,56 @@ class Mixer:
         boxes = torch.stack([y0, y1, x0, x1], dim=1)
         corrected = 1.0 - ((y1 - y0) * (x1 - x0)).to(torch.float64) / float(height * width)
         return boxes, corrected.to(torch.float32)
+
+
+def _check_class_ids(labels: torch.Tensor | None, batch_size: int) -> None:
+    if labels is None:
+        raise ValueError("mixup_partner='same_class' needs the batch's class ids: pass labels=[batch] class ids to draw()")
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or torch.is_floating_point(labels) or labels.shape[0] != batch_size:
+        shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(
+            f"mixup_partner='same_class' needs integer class ids of shape [{batch_size}], got {shape}: it applies to "
+            "single-label classification (use mixup_partner='random' for soft, multi-label or regression targets)"
+        )
+
+
+def same_class_partners(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """``index[i]``: another example of ``i``'s class in the batch, from a random cyclic order of each class
+    (so no example is its own partner when its class has two or more members in the batch); an example
+    alone in its class is its own partner, and a mix with itself leaves it unmixed."""
+    labels = labels.detach().to("cpu", torch.int64)
+    size = labels.shape[0]
+    shuffled = torch.randperm(size, generator=generator)
+    order = shuffled[torch.argsort(labels[shuffled], stable=True)]  # grouped by class, random within a class
+    grouped = labels[order]
+    starts = torch.ones(size, dtype=torch.bool)
+    starts[1:] = grouped[1:] != grouped[:-1]
+    group = torch.cumsum(starts.long(), 0) - 1
+    first = torch.nonzero(starts).squeeze(1)
+    counts = torch.diff(torch.cat([first, torch.tensor([size])]))
+    position = torch.arange(size) - first[group]
+    following = first[group] + (position + 1) % counts[group]
+    index = torch.empty(size, dtype=torch.int64)
+    index[order] = order[following]
+    return index
+
+
+def dominant_targets(
+    targets: torch.Tensor, draw: MixDraw, num_classes: int | None = None, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """The paper's "mix inputs only": each mixed example keeps the target of the example with the larger
+    weight (its own when ``lam >= 0.5``, else its partner's), unmixed. Class ids ``[B]`` stay class ids
+    unless ``num_classes`` is given (then one-hot, smoothed by ``label_smoothing``, as :func:`mix_targets`
+    returns); other targets (soft, multi-label, regression) are picked row by row."""
+    _check_batch("targets", targets, draw)
+    index = draw.index.to(targets.device)
+    keep = (draw.lam.to(targets.device) >= 0.5).view(-1, *([1] * (targets.ndim - 1)))
+    picked = torch.where(keep, targets, targets.index_select(0, index))
+    if num_classes is not None and not torch.is_floating_point(picked) and picked.ndim == 1:
+        return one_hot(picked, num_classes, label_smoothing)
+    if label_smoothing and torch.is_floating_point(picked) and picked.ndim == 2:
+        return picked * (1.0 - label_smoothing) + label_smoothing / picked.shape[1]
+    return picked
 
 
 def _check_batch(name: str, tensor: torch.Tensor, draw: MixDraw) -> None:
@@ -507,9 +582,11 @@ def mix_batch(
     input_keys: Sequence[str] | None = None,
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    targets: str = "mixed",
 ) -> dict[str, Any]:
     """Mix a collated batch (a dict of tensors): its inputs with :func:`mix_inputs`, its
-    ``label_key`` with :func:`mix_targets`. Returns a new dict; the caller's is left as it is.
+    ``label_key`` with :func:`mix_targets` (``targets="mixed"``) or :func:`dominant_targets`
+    (``"input_only"``). Returns a new dict; the caller's is left as it is.
 
     ``input_keys`` names the tensors to mix; by default every floating-point tensor with the batch
     on its first axis except the labels (integer side inputs such as ``attention_mask`` stay as they
@@ -518,8 +595,11 @@ def mix_batch(
     out = dict(batch)
     for key in select_input_keys(batch, draw.batch_size, label_key, input_keys):
         out[key] = mix_inputs(batch[key], draw)
+    if targets not in MIXUP_TARGETS:
+        raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {targets!r}")
     if label_key in batch and batch[label_key] is not None:
-        out[label_key] = mix_targets(batch[label_key], draw, num_classes, label_smoothing)
+        combine = mix_targets if targets == "mixed" else dominant_targets
+        out[label_key] = combine(batch[label_key], draw, num_classes, label_smoothing)
     return out
 
 

@@ -20,7 +20,7 @@ from .checkpoints import has_full_weights, load_checkpoint_weights
 from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
 from .hidden import mixing_at, mixing_points
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
-from .mixing import Mixer, derive_seed, mix_inputs, mix_targets, select_input_keys, spatial_size_of
+from .mixing import Mixer, derive_seed, dominant_targets, mix_inputs, mix_targets, select_input_keys, spatial_size_of
 
 logger = logging.get_logger(__name__)
 
@@ -175,6 +175,11 @@ class MixupTrainer(Trainer):
                 )
 
         self.mixer = mixer if mixer is not None else Mixer.from_settings(args, seed=self.mixer_seed)
+        if args.mixup_partner != "random" and self.problem_type != SINGLE_LABEL:
+            raise ValueError(
+                f"mixup_partner={args.mixup_partner!r} pairs examples by class: it needs single-label classification; "
+                f"this model is {self.problem_type}: use mixup_partner='random'"
+            )
         if args.mixup_layer:
             if args.n_gpu > 1:
                 raise ValueError(
@@ -313,15 +318,19 @@ class MixupTrainer(Trainer):
                 self._record_lambda(premixed_lam)
         elif training and self.mixer.enabled and self.mixing_active():
             batch_size = labels.shape[0]
+            # Class ids for partners within a class; a mixer that needs none is called as before.
+            by_class = {"labels": labels} if getattr(self.mixer, "partner", "random") == "same_class" else {}
             if self.args.mixup_layer:
-                draw = self.mixer.draw(batch_size)
+                draw = self.mixer.draw(batch_size, **by_class)
             else:
                 keys = select_input_keys(inputs, batch_size, label_key=self.label_key)
                 spatial = spatial_size_of(inputs[keys[0]]) if self.mixer.cutmix_enabled else None
-                draw = self.mixer.draw(batch_size, spatial)
+                draw = self.mixer.draw(batch_size, spatial, **by_class)
                 for key in keys:
                     inputs[key] = mix_inputs(inputs[key], draw, out=self._workspace(key, inputs[key]))
             self._record_lambda(draw.lam)
+        if training and self.args.input_noise_std > 0:
+            self._add_input_noise(inputs, labels.shape[0])
 
         if draw is not None and self.args.mixup_layer:
             with mixing_at(self.accelerator.unwrap_model(model), self.args.mixup_layer, draw):
@@ -345,7 +354,17 @@ class MixupTrainer(Trainer):
             outputs = (loss, *outputs)
         return loss, outputs
 
+    def _add_input_noise(self, inputs: dict[str, Any], batch_size: int) -> None:
+        """`input_noise_std`: Gaussian noise on every floating-point input of a training batch, from the
+        global torch generator (seeded by the Trainer and restored on resume)."""
+        std = float(self.args.input_noise_std)
+        for key in select_input_keys(inputs, batch_size, label_key=self.label_key):
+            inputs[key] = inputs[key] + std * torch.randn_like(inputs[key])
+
     def _per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor, draw, smoothing: float) -> torch.Tensor:
+        if draw is not None and self.args.mixup_targets == "input_only":
+            # The paper's "mix inputs only": the target of the example with the larger weight, unmixed.
+            labels, draw = dominant_targets(labels, draw), None
         if self.problem_type == SINGLE_LABEL:
             if torch.is_floating_point(labels):
                 if labels.ndim != 2 or labels.shape[-1] != logits.shape[-1]:

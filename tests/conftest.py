@@ -164,7 +164,7 @@ def fixed_mixer(draw):
     from hf_mixup.mixing import Mixer
 
     class FixedMixer(Mixer):
-        def draw(self, batch_size, spatial_size=None):
+        def draw(self, batch_size, spatial_size=None, labels=None):
             assert batch_size == draw.batch_size, (batch_size, draw.batch_size)
             return draw
 

@@ -78,7 +78,17 @@ def lr_schedule_of(args) -> str:
 
 
 def recipe_of(args) -> dict[str, Any]:
-    """The training settings a card reports, from `MixupArguments`."""
+    """The training settings a card reports, from `MixupArguments` (the ablation settings `mixup_partner`,
+    `mixup_targets` and `input_noise_std` only when they are not the defaults)."""
+    ablations = {
+        name: getattr(args, name)
+        for name, default in (("mixup_partner", "random"), ("mixup_targets", "mixed"), ("input_noise_std", 0.0))
+        if getattr(args, name, default) != default
+    }
+    return {**_recipe_rows(args), **ablations}
+
+
+def _recipe_rows(args) -> dict[str, Any]:
     return {
         "mixup_alpha": args.mixup_alpha,
         "cutmix_alpha": args.cutmix_alpha,
