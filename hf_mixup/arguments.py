@@ -9,6 +9,9 @@ from transformers import TrainingArguments
 
 from .mixing import MIXUP_MODES, MIXUP_PARTNERS, MIXUP_TARGETS
 
+PARTNERS = (*MIXUP_PARTNERS, "knn")
+KNN_SCOPES = ("all", "same_class")
+
 
 @dataclass
 class MixupArguments(TrainingArguments):
@@ -41,7 +44,14 @@ class MixupArguments(TrainingArguments):
         mixup_partner (`str`, defaults to `"random"`):
             `random`: the partner is another example of the batch; `same_class`: another example of the
             same class in the batch (an example alone in its class in the batch stays unmixed); the paper's
-            "RP" and "SC" ablations. Single-label classification, modes `batch` and `elem`.
+            "RP" and "SC" ablations; `knn`: one of the example's `mixup_knn_k` nearest training examples, fetched
+            from the dataset (the paper's "KNN"). Single-label classification, modes `batch` and `elem`.
+        mixup_knn_k (`int`, defaults to `200`):
+            With `mixup_partner="knn"`: the partner is drawn uniformly from this many nearest training examples
+            (L2 distance on the flattened model inputs, computed once before training and cached).
+        mixup_knn_scope (`str`, defaults to `"all"`):
+            With `mixup_partner="knn"`: neighbours from `all` classes (the paper's "AC") or from the example's
+            own class only (`same_class`, the paper's "SC", SMOTE-like).
         mixup_targets (`str`, defaults to `"mixed"`):
             `mixed`: lam y_i + (1 - lam) y_j; `input_only`: the target of the example with the larger weight
             (the paper's "mix inputs only").
@@ -99,10 +109,17 @@ class MixupArguments(TrainingArguments):
     mixup_partner: str = field(
         default="random",
         metadata={
-            "help": "Who an example is mixed with: random (another example of the batch) or same_class (another "
-            "example of its class in the batch).",
-            "choices": list(MIXUP_PARTNERS),
+            "help": "Who an example is mixed with: random (another example of the batch), same_class (another "
+            "example of its class in the batch) or knn (one of its mixup_knn_k nearest training examples).",
+            "choices": list(PARTNERS),
         },
+    )
+    mixup_knn_k: int = field(
+        default=200, metadata={"help": "With mixup_partner knn: draw the partner from this many nearest training examples."}
+    )
+    mixup_knn_scope: str = field(
+        default="all",
+        metadata={"help": "With mixup_partner knn: neighbours from all classes, or from the same_class.", "choices": list(KNN_SCOPES)},
     )
     mixup_targets: str = field(
         default="mixed",
@@ -159,10 +176,27 @@ class MixupArguments(TrainingArguments):
             value = getattr(self, name)
             if not _is_number(value) or math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be a number of epochs >= 0, got {value!r}")
-        if self.mixup_partner not in MIXUP_PARTNERS:
-            raise ValueError(f"mixup_partner must be one of {', '.join(MIXUP_PARTNERS)}; got {self.mixup_partner!r}")
-        if self.mixup_partner == "same_class" and self.mixup_mode == "pair":
-            raise ValueError("mixup_partner='same_class' draws partners within each class: use mixup_mode batch or elem, not pair")
+        if self.mixup_partner not in PARTNERS:
+            raise ValueError(f"mixup_partner must be one of {', '.join(PARTNERS)}; got {self.mixup_partner!r}")
+        if self.mixup_partner != "random" and self.mixup_mode == "pair":
+            raise ValueError(
+                f"mixup_partner={self.mixup_partner!r} chooses each example's partner itself: use mixup_mode batch or "
+                "elem, not pair"
+            )
+        if not isinstance(self.mixup_knn_k, int) or isinstance(self.mixup_knn_k, bool) or self.mixup_knn_k < 1:
+            raise ValueError(f"mixup_knn_k must be an int >= 1 (the paper uses 200), got {self.mixup_knn_k!r}")
+        if self.mixup_knn_scope not in KNN_SCOPES:
+            raise ValueError(f"mixup_knn_scope must be one of {', '.join(KNN_SCOPES)}; got {self.mixup_knn_scope!r}")
+        if self.mixup_partner == "knn":
+            if self.mixup_layer:
+                raise ValueError("mixup_partner='knn' mixes inputs with partners from the dataset: it needs mixup_layer=0")
+            if self.cutmix_alpha > 0 or self.cutmix_minmax is not None:
+                raise ValueError("mixup_partner='knn' is for mixup: set cutmix_alpha=0 and cutmix_minmax=None")
+            if getattr(self, "dataloader_persistent_workers", False):
+                raise ValueError(
+                    "mixup_partner='knn' draws new partners each epoch, which persistent DataLoader workers would not "
+                    "see: set dataloader_persistent_workers=False"
+                )
         if self.mixup_targets not in MIXUP_TARGETS:
             raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {self.mixup_targets!r}")
         if not _is_number(self.input_noise_std) or math.isnan(self.input_noise_std) or math.isinf(self.input_noise_std) \

@@ -76,6 +76,11 @@ class DataCollatorForMixup:
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.mixup_partner == "knn":
+            raise ValueError(
+                "mixup_partner='knn' takes partners from the dataset, on the device: leave DataCollatorForMixup out "
+                "(MixupTrainer mixes on the device by default)"
+            )
         if self.mixup_targets not in MIXUP_TARGETS:
             raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {self.mixup_targets!r}")
         if self.num_labels is not None and (not isinstance(self.num_labels, int) or self.num_labels < 1):
@@ -165,8 +170,9 @@ class DataCollatorForMixup:
             self._history[self._draw_count] = self._mixer.generator.get_state()
             self._history.pop(self._draw_count - _HISTORY, None)
         mixer_on = self.mixing_active and self._mixer.enabled
-        partner_labels = labels if self.mixup_partner == "same_class" else None
-        draw = self._mixer.draw(batch_size, spatial, partner_labels) if mixer_on else MixDraw.identity(batch_size)
+        # Class ids for partners within a class; a mixer that needs none is called as before.
+        by_class = {"labels": labels} if self.mixup_partner == "same_class" else {}
+        draw = self._mixer.draw(batch_size, spatial, **by_class) if mixer_on else MixDraw.identity(batch_size)
         mixed = mix_batch(
             batch, draw, self.label_key, self.input_keys, self.num_labels, self.label_smoothing, self.mixup_targets
         )

@@ -219,7 +219,8 @@ class Mixer:
             switch_prob=settings.mixup_switch_prob,
             mode=settings.mixup_mode,
             seed=seed,
-            partner=getattr(settings, "mixup_partner", "random"),
+            # knn partners come from the dataset (hf_mixup.neighbours): the mixer draws their weights only.
+            partner="random" if getattr(settings, "mixup_partner", "random") == "knn" else getattr(settings, "mixup_partner", "random"),
         )
 
     @property

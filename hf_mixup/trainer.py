@@ -21,6 +21,7 @@ from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
 from .hidden import mixing_at, mixing_points
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
 from .mixing import Mixer, derive_seed, dominant_targets, mix_inputs, mix_targets, select_input_keys, spatial_size_of
+from .neighbours import PARTNER_PREFIX, PartnerDataset, nearest_neighbours
 
 logger = logging.get_logger(__name__)
 
@@ -49,6 +50,9 @@ class _EpochCallback(TrainerCallback):
         self.trainer = trainer
 
     def on_epoch_begin(self, args, state, control, **kwargs):
+        partners = self.trainer.train_dataset
+        if isinstance(partners, PartnerDataset):  # new nearest-neighbour partners each epoch
+            partners.set_epoch(math.floor((state.epoch or 0.0) + 1e-9))
         collator = self.trainer._mixup_collator
         if collator is not None:
             collator.set_epoch(state.epoch or 0.0, args.mixing_active_at(state.epoch))
@@ -180,6 +184,14 @@ class MixupTrainer(Trainer):
                 f"mixup_partner={args.mixup_partner!r} pairs examples by class: it needs single-label classification; "
                 f"this model is {self.problem_type}: use mixup_partner='random'"
             )
+        if args.mixup_partner == "knn":
+            if self._mixup_collator is not None:
+                raise ValueError(
+                    "mixup_partner='knn' mixes on the device with partners from the dataset; it cannot use "
+                    "DataCollatorForMixup: leave the data collator as the plain one"
+                )
+            if self.train_dataset is not None:
+                self.train_dataset = self.knn_partner_dataset(self.train_dataset)
         if args.mixup_layer:
             if args.n_gpu > 1:
                 raise ValueError(
@@ -269,6 +281,59 @@ class MixupTrainer(Trainer):
         for key in ("label", "labels", self.label_key):
             if key not in self._signature_columns:
                 self._signature_columns.append(key)
+        if self.args.mixup_partner == "knn":  # and the partners' copies of every kept column
+            self._signature_columns += [PARTNER_PREFIX + key for key in self._signature_columns] + [PARTNER_PREFIX + "index"]
+
+    # -- nearest-neighbour partners -----------------------------------------------------------------
+    def knn_partner_dataset(self, dataset) -> PartnerDataset:
+        """``dataset`` with a partner among each example's `mixup_knn_k` nearest training examples
+        (`hf_mixup.neighbours.PartnerDataset`). The neighbours are found once, on the flattened model inputs
+        as the training loader collates them, and cached under `HF_HOME`/hf_mixup/knn against a digest of
+        those inputs, their labels, k and the scope; the main process computes them first, the others read
+        the cache."""
+        import hashlib
+
+        features, labels = self._knn_inputs(dataset)
+        digest = hashlib.sha1()
+        digest.update(features.numpy().tobytes())
+        digest.update(labels.numpy().tobytes())
+        digest.update(f"{self.args.mixup_knn_k}/{self.args.mixup_knn_scope}/{tuple(features.shape)}".encode())
+        cache = os.path.join(knn_cache_dir(), f"{digest.hexdigest()}.pt")
+        with self.accelerator.main_process_first():
+            neighbours = torch.load(cache, weights_only=True) if os.path.isfile(cache) else None
+            expected = (len(features), self.args.mixup_knn_k)
+            if neighbours is None or tuple(neighbours.shape) != expected:
+                neighbours = nearest_neighbours(
+                    features, self.args.mixup_knn_k, labels=labels, scope=self.args.mixup_knn_scope,
+                    progress=self.is_world_process_zero() and not self.args.disable_tqdm,
+                )
+                if self.is_world_process_zero():
+                    os.makedirs(os.path.dirname(cache), exist_ok=True)
+                    torch.save(neighbours, f"{cache}.tmp{os.getpid()}")
+                    os.replace(f"{cache}.tmp{os.getpid()}", cache)
+        return PartnerDataset(dataset, neighbours, seed=derive_seed(self.args.seed, 0x6B6E6E))
+
+    def _knn_inputs(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every example's model inputs (its floating-point inputs, flattened and joined) and class id, in
+        dataset order, collated as the training loader collates them."""
+        import datasets
+        from torch.utils.data import DataLoader
+
+        if isinstance(dataset, datasets.Dataset):
+            data, collate = self._remove_unused_columns(dataset, description="knn"), self.data_collator
+        else:
+            data, collate = dataset, self._get_collator_with_removed_columns(self.data_collator, description="knn")
+        features, labels = [], []
+        for batch in DataLoader(data, batch_size=256, shuffle=False, collate_fn=collate):
+            y = batch.get(self.label_key, batch.get("label"))
+            if y is None or torch.is_floating_point(y) or y.ndim != 1:
+                raise ValueError("mixup_partner='knn' needs integer class ids for every training example")
+            keys = select_input_keys(batch, y.shape[0], label_key=self.label_key)
+            features.append(torch.cat([batch[k].detach().reshape(y.shape[0], -1).float().cpu() for k in keys], dim=1))
+            labels.append(y.cpu())
+        if not features:
+            raise ValueError("mixup_partner='knn' needs a non-empty training set")
+        return torch.cat(features), torch.cat(labels)
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
         """Examples in the accumulated batch: one per row of `labels`, whether class ids `[B]` or
@@ -301,6 +366,7 @@ class MixupTrainer(Trainer):
     ):
         inputs = dict(inputs)
         labels = inputs.pop(self.label_key, None)
+        partner = {key[len(PARTNER_PREFIX):]: inputs.pop(key) for key in list(inputs) if key.startswith(PARTNER_PREFIX)}
         premixed_lam = inputs.pop(MIXUP_LAMBDA_KEY, None)
         draw_number = inputs.pop(MIXUP_DRAW_KEY, None)
         if draw_number is not None and model.training:
@@ -316,6 +382,8 @@ class MixupTrainer(Trainer):
         if premixed_lam is not None:
             if training:
                 self._record_lambda(premixed_lam)
+        elif training and partner and self.mixer.enabled and self.mixing_active():
+            return self._knn_mixup_loss(model, inputs, labels, partner, return_outputs, num_items_in_batch, smoothing)
         elif training and self.mixer.enabled and self.mixing_active():
             batch_size = labels.shape[0]
             # Class ids for partners within a class; a mixer that needs none is called as before.
@@ -353,6 +421,32 @@ class MixupTrainer(Trainer):
             # prediction_step takes outputs[1:] as the logits of a tuple output, expecting the loss first.
             outputs = (loss, *outputs)
         return loss, outputs
+
+    def _knn_mixup_loss(self, model, inputs, labels, partner, return_outputs, num_items_in_batch, smoothing):
+        """mixup with partners fetched from the dataset (`mixup_partner="knn"`): x = lam x + (1 - lam) x_p,
+        loss lam CE(y) + (1 - lam) CE(y_p) (or CE on the dominant label with `mixup_targets="input_only"`)."""
+        partner_labels = partner.get(self.label_key, partner.get("label"))
+        batch_size = labels.shape[0]
+        draw = self.mixer.draw(batch_size)  # its weights; the partners are the dataset's
+        lam = draw.lam
+        for key in select_input_keys(inputs, batch_size, label_key=self.label_key):
+            weight = lam.to(inputs[key].device, inputs[key].dtype).view(-1, *([1] * (inputs[key].ndim - 1)))
+            inputs[key] = partner[key].to(inputs[key].dtype).lerp(inputs[key], weight)
+        self._record_lambda(lam)
+        if self.args.input_noise_std > 0:
+            self._add_input_noise(inputs, batch_size)
+        outputs = model(**inputs)
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        partner_labels = partner_labels.to(labels.device)
+        if self.args.mixup_targets == "input_only":
+            dominant = torch.where(lam.to(labels.device) >= 0.5, labels, partner_labels)
+            per_example = losses.cross_entropy(logits, dominant, smoothing)
+        else:
+            per_example = losses.mixup_cross_entropy(logits, labels, partner_labels, lam, smoothing)
+        loss = losses.reduce_loss(per_example, num_items_in_batch)
+        if num_items_in_batch is not None and self.args.average_tokens_across_devices and self.args.world_size > 1:
+            loss = loss * self.accelerator.num_processes
+        return (loss, outputs) if return_outputs else loss
 
     def _add_input_noise(self, inputs: dict[str, Any], batch_size: int) -> None:
         """`input_noise_std`: Gaussian noise on every floating-point input of a training batch, from the
@@ -580,3 +674,12 @@ def default_metrics_for(problem_type: str) -> Callable:
     return {SINGLE_LABEL: classification_metrics, MULTI_LABEL: multi_label_metrics, REGRESSION: regression_metrics}[
         problem_type
     ]
+
+
+def knn_cache_dir() -> str:
+    """Where nearest-neighbour indices are cached: ``$HF_MIXUP_CACHE`` or ``$HF_HOME/hf_mixup/knn``."""
+    if os.environ.get("HF_MIXUP_CACHE"):
+        return os.environ["HF_MIXUP_CACHE"]
+    from huggingface_hub import constants
+
+    return os.path.join(constants.HF_HOME, "hf_mixup", "knn")
