@@ -188,3 +188,16 @@ def test_bad_knn_settings_name_their_field(tmp_path, settings_, match):
 def test_k_larger_than_the_dataset_is_refused(tmp_path, digits_dataset):
     with pytest.raises(ValueError, match="at most 9"):
         MixupTrainer(model=tiny_resnet(), args=knn_args(tmp_path, "big", mixup_knn_k=10), train_dataset=digits_dataset.select(range(10)))
+
+
+def test_workers_fetch_the_same_partners_as_the_main_process(tmp_path, digits_dataset):
+    """The partner draw is a function of (seed, epoch, index): loading in two workers trains the same
+    weights as loading in the main process, over two epochs."""
+    train = digits_dataset.select(range(64))
+    runs = {}
+    for workers in (0, 2):
+        args = knn_args(tmp_path, f"w{workers}", max_steps=-1, num_train_epochs=2, dataloader_num_workers=workers)
+        trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=train)
+        trainer.train()
+        runs[workers] = weights(trainer.model)
+    assert_same_weights(runs[0], runs[2])
