@@ -1,11 +1,30 @@
-"""Losses for mixed batches. Every function returns one loss per example (shape ``[B]``, float32);
+"""Losses for mixed batches. Every loss function returns one loss per example (shape ``[B]``, float32);
 reduce them with :func:`reduce_loss` (mean, or sum over ``num_items_in_batch`` for gradient
-accumulation)."""
+accumulation). :func:`logits_of` takes the logits out of whatever a classifier's forward returned."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+
+def logits_of(output) -> torch.Tensor:
+    """The logits in a classifier's output: the output itself when it is a tensor, else its ``.logits``
+    (a transformers output), else the first item of a tuple or list that starts with a tensor.
+
+    Raises ValueError when there are none.
+    """
+    if isinstance(output, torch.Tensor):
+        return output
+    logits = getattr(output, "logits", None)
+    if logits is None and isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        logits = output[0]
+    if not isinstance(logits, torch.Tensor):
+        raise ValueError(
+            f"the model returned {type(output).__name__}, neither logits nor an output with .logits nor a tuple "
+            "starting with the logits: pass a classifier that returns logits [B, num_classes]"
+        )
+    return logits
 
 
 def soft_target_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:

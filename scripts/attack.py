@@ -27,15 +27,9 @@ from fractions import Fraction
 import torch
 
 from hf_mixup.cli.errors import UsageError
+from hf_mixup.cli.evaluation import ImageCheckpoint, OneLineParser, load_split, run_script
 
 ATTACKS = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, with a bad flag reported in one line (no usage block) and exit status 2."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
 def parse_epsilon(text: str) -> float:
@@ -101,90 +95,37 @@ def parse_args(argv: list[str] | None):
 # --------------------------------------------------------------------------------------------- models and data
 
 
-class Classifier:
-    """A loaded checkpoint: the model, its eval transform (PIL image -> normalised tensor), colour mode
-    and normalisation."""
+class Classifier(ImageCheckpoint):
+    """A loaded checkpoint (`ImageCheckpoint`: the model, its eval transform and colour mode) with its
+    input normalisation, to go between model inputs and raw [0, 1] pixels."""
 
     def __init__(self, name: str, device: torch.device, flag: str = "--model"):
-        from transformers import AutoModelForImageClassification
-
-        import hf_mixup.models  # noqa: F401  (registers hf_mixup's timm architectures for loading)
-        from hf_mixup.cli.images import image_transforms
         from hf_mixup.robustness.attacks import input_normalization
 
-        self.name = name
-        try:
-            model = AutoModelForImageClassification.from_pretrained(name)
-        except (OSError, ValueError) as error:  # not found, not reachable, not a valid Hub id or checkpoint
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise UsageError(
-                f"could not load the checkpoint {flag} {name!r}: {reason} (give a saved image-classification "
-                "checkpoint folder or a Hub id)"
-            ) from error
-        self.model = model.to(device).eval()
-        _, self.transform = image_transforms(self.model, "none")
+        super().__init__(name, device, flag)
         self.mean, self.std = input_normalization(self.model)
-        cfg = getattr(self.model.config, "pretrained_cfg", None) or {}
-        channels = cfg.get("input_size", [getattr(self.model.config, "num_channels", 3)])[0]
-        self.mode = "L" if channels == 1 else "RGB"
-        self.num_labels = self.model.config.num_labels
 
-    def inputs(self, images) -> torch.Tensor:
-        return torch.stack([self.transform(image.convert(self.mode)) for image in images])
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+        return mean, std
 
     def pixels(self, inputs: torch.Tensor) -> torch.Tensor:
         """Model inputs back to raw [0, 1] pixels."""
         if self.mean is None:
             return inputs
-        mean = torch.tensor(self.mean, dtype=inputs.dtype, device=inputs.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=inputs.dtype, device=inputs.device).view(1, -1, 1, 1)
+        mean, std = self._stats(inputs)
         return inputs * std + mean
 
     def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.mean is None:
             return pixels
-        mean = torch.tensor(self.mean, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=pixels.dtype, device=pixels.device).view(1, -1, 1, 1)
+        mean, std = self._stats(pixels)
         return (pixels - mean) / std
 
     @torch.no_grad()
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=inputs).logits
-
-
-def load_split(args):
-    from hf_mixup.data import class_names, find_column, load_any_dataset
-
-    try:
-        data = load_any_dataset(args.dataset_name, args.dataset_config_name)
-    except ValueError as error:
-        raise UsageError(str(error)) from error
-    if args.split not in data:
-        raise UsageError(f"--split {args.split!r} is not a split of {args.dataset_name}; its splits are {list(data)}")
-    split = data[args.split]
-    image_col = find_column(split, args.image_column_name, ("image", "img"), "image")
-    label_col = find_column(split, args.label_column_name, ("label", "labels", "fine_label"), "label")
-    names = class_names(split, label_col)
-    if args.max_samples is not None:
-        split = split.select(range(min(args.max_samples, len(split))))
-    if len(split) == 0:
-        raise UsageError(f"the split {args.split!r} of {args.dataset_name} has no images")
-    return split, image_col, label_col, names
-
-
-def check_labels(classifier: Classifier, names: list[str]) -> None:
-    if classifier.num_labels != len(names):
-        raise UsageError(
-            f"{classifier.name} predicts {classifier.num_labels} classes but the dataset has {len(names)}: "
-            "attack a checkpoint trained on this dataset"
-        )
-    id2label = classifier.model.config.id2label or {}
-    model_names = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(len(names))]
-    if all(not n.startswith("LABEL_") for n in model_names) and model_names != [str(n) for n in names]:
-        raise UsageError(
-            f"{classifier.name}'s classes {model_names[:5]}... are not the dataset's {list(names)[:5]}...: "
-            "attack a checkpoint trained on this dataset (the same classes in the same order)"
-        )
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -356,7 +297,7 @@ def prepare(argv: list[str] | None):
         if all(name == source.name for name in classifiers):
             raise UsageError("--source is the only --model: name other models to evaluate the black-box attack on")
     for classifier in [*classifiers.values(), *([source] if source is not None else [])]:
-        check_labels(classifier, names)
+        classifier.check_labels(names)
     if source is not None:
         images = split[: args.batch_size][image_col]
         clean = source.pixels(source.inputs(images))
@@ -405,15 +346,7 @@ def execute(args, classifiers, source, split, image_col, label_col, names, argv=
 def run(argv: list[str] | None = None) -> int:
     """`main`, with a mistake in what was asked for (a bad flag value, a missing checkpoint, split or column,
     models that do not fit the data) as one line on stderr and exit status 2; errors while attacking propagate."""
-    prog = os.path.basename(sys.argv[0]) or "attack.py"
-    try:
-        prepared = prepare(argv)
-    except ValueError as error:  # UsageError, and the dataset loader's and column finder's ValueErrors
-        message = " ".join(str(error).split()) or type(error).__name__
-        print(f"{prog}: error: {message}", file=sys.stderr)
-        return 2
-    execute(*prepared, argv=argv)
-    return 0
+    return run_script(prepare, execute, argv, "attack.py")
 
 
 if __name__ == "__main__":

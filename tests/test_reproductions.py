@@ -83,3 +83,23 @@ def test_attack_runner(tmp_path, little_fashion):
     assert (tmp_path / "attack.png").stat().st_size > 10_000
     again = run("reproduce_attacks.py", *argv)
     assert "1 of 1 cells reused" in again
+
+
+def test_ablation_runner(tmp_path, little_fashion):
+    """Two rows of Table 5 (one through the nearest-neighbour partners of the training command), one weight
+    decay, one seed: the cell's figure is the median of the last epochs' test errors of its run."""
+    runs, output = tmp_path / "runs", tmp_path / "ablations"
+    argv = ["--rows", "erm", "inputs_sc_knn", "--weight_decays", "5e-4", "--seeds", "1", "--train_samples", "64",
+            "--epochs", "2", "--last", "2", "--knn_k", "3", "--data", str(little_fashion), "--runs_dir", str(runs),
+            "--output", str(output)]
+    run("ablations.py", *argv)
+    grid = json.loads((runs / "ablations_grid.json").read_text())["cells"]
+    assert set(grid) == {"erm@wd0.0005/seed1", "inputs_sc_knn@wd0.0005/seed1"}
+    state = json.loads((runs / "ablation-inputs_sc_knn-wd0.0005-seed1" / "trainer_state.json").read_text())
+    errors = [100 * (1 - h["eval_accuracy"]) for h in state["log_history"] if "eval_accuracy" in h]
+    assert len(errors) == 2  # evaluated after each of the last 2 epochs
+    assert grid["inputs_sc_knn@wd0.0005/seed1"]["result"]["median_test_error"] == pytest.approx(sum(errors) / 2)
+    card = (runs / "ablation-inputs_sc_knn-wd0.0005-seed1" / "README.md").read_text()
+    assert "| mixup_partner | knn |" in card and "| mixup_targets | input_only |" in card and "| weight decay | 0.0005 |" in card
+    table = (tmp_path / "ablations.md").read_text()
+    assert "| mix inputs only | SC + KNN |" in table and "test error, weight decay 0.0005" in table

@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..losses import logits_of
+
 __all__ = ["fgsm", "input_normalization", "iterative_fgsm", "model_logits"]
 
 
@@ -46,17 +48,7 @@ def model_logits(model: nn.Module, pixel_values: torch.Tensor) -> torch.Tensor:
         output = model(pixel_values=pixel_values)
     else:
         output = model(pixel_values)
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = getattr(output, "logits", None)
-    if logits is None and isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
-        logits = output[0]
-    if not isinstance(logits, torch.Tensor):
-        raise ValueError(
-            f"the model returned {type(output).__name__}, neither logits nor an output with .logits: "
-            "pass a classifier that returns logits [B, num_classes]"
-        )
-    return logits
+    return logits_of(output)
 
 
 def _takes_pixel_values(model: nn.Module) -> bool:
