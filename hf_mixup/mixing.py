@@ -82,6 +82,33 @@ def _log_gamma_sample(concentration: float, size: int, generator: torch.Generato
     return out
 
 
+def _log_gamma_scalar(concentration: float, generator: torch.Generator) -> float:
+    """One draw of `_log_gamma_sample` in Python floats: the same Marsaglia & Tsang method, each attempt
+    taking its four uniforms from ``generator`` in one call (the normal by Box-Muller). For the one lam of
+    a batch-wide draw, a handful of scalar operations instead of a dozen tensor operations."""
+    a = concentration if concentration >= 1.0 else concentration + 1.0
+    d = a - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        u1, u2, u3, u4 = torch.rand(4, dtype=torch.float64, generator=generator).tolist()
+        x = math.sqrt(-2.0 * math.log1p(-u1)) * math.cos(2.0 * math.pi * u2)  # 1 - u1 in (0, 1]
+        v = (1.0 + c * x) ** 3
+        if v <= 0 or u3 <= 0.0:
+            continue
+        log_v = math.log(v)
+        if math.log(u3) < 0.5 * x * x + d - d * v + d * log_v:
+            out = math.log(d) + log_v
+            if concentration < 1.0:
+                if u4 <= 0.0:
+                    continue
+                out += math.log(u4) / concentration
+            return out
+
+
+# Up to this many draws, Beta samples are computed in Python floats (`_log_gamma_scalar`).
+_SCALAR_DRAWS = 4
+
+
 def sample_beta(
     alpha: float, size: int, generator: torch.Generator, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
@@ -89,10 +116,16 @@ def sample_beta(
 
     Beta(a, a) = X / (X + Y) with X, Y ~ Gamma(a), computed in float64 as ``sigmoid(log X - log Y)``.
     For small alphas much of the mass lies within 1e-7 of 0 and 1: in float32, such draws near 1
-    round to exactly 1.0 (the example is left unmixed), those near 0 stay representable.
+    round to exactly 1.0 (the example is left unmixed), those near 0 stay representable. A few samples
+    (the one lam of a batch) are drawn in Python floats, many at once with tensor operations.
     """
     if not alpha > 0 or not math.isfinite(alpha):
         raise ValueError(f"alpha must be a positive finite number, got {alpha!r}")
+    if size <= _SCALAR_DRAWS:
+        differences = [
+            _log_gamma_scalar(alpha, generator) - _log_gamma_scalar(alpha, generator) for _ in range(size)
+        ]
+        return torch.sigmoid(torch.tensor(differences, dtype=torch.float64)).to(dtype)
     log_x = _log_gamma_sample(alpha, size, generator)
     log_y = _log_gamma_sample(alpha, size, generator)
     return torch.sigmoid(log_x - log_y).to(dtype)

@@ -7,9 +7,11 @@ two ERM models and one mixup model trained with the same recipe, for each triple
 
 The seeds go in pairs (a, b): ERM #1 is the ERM run of seed a, ERM #2 the ERM run of seed b, and the mixup
 model the mixup run of seed a. Each model is `scripts/train.py <recipe> --mixup_alpha <0|alpha> --seed <k>
---output_dir runs/fashion_mnist-<erm|mixup>-seed<k>`, the same runs (and the same record,
-runs/fashion_mnist_grid.json) as scripts/reproduce_fashion_mnist.py, so a model trained by one is reused
-by the other. Then, per triple, `scripts/attack.py` attacks each model itself (white box) and carries the
+--output_dir runs/<recipe name>-<erm|mixup>-seed<k>`, recorded in runs/<recipe name>_grid.json (default
+recipe: recipes/fashion_mnist_10k_cpu.yaml, PreAct ResNet-18 at a quarter width on 10,000 training
+images). With --recipe recipes/fashion_mnist_cpu.yaml the runs and their record are those of
+scripts/reproduce_fashion_mnist.py (runs/fashion_mnist-*, runs/fashion_mnist_grid.json), so a model
+trained by one is reused by the other. Then, per triple, `scripts/attack.py` attacks each model itself (white box) and carries the
 examples crafted on ERM #1 to ERM #2 and to mixup (black box), with FGSM and I-FGSM (10 steps) at epsilon
 in {1, 2, 4, 8, 16}/255 on the first --max_samples test images; each triple's tables stay in
 runs/attack-triple<a>-<b>.{md,json,png}. Every finished run and attack is recorded and skipped when the
@@ -45,7 +47,7 @@ PAPER_TOP1 = {("white box", "fgsm"): (90.7, 75.2), ("black box", "ifgsm"): (57.3
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4], help="pairs (ERM #1 and mixup, ERM #2)")
-    parser.add_argument("--recipe", default="recipes/fashion_mnist_cpu.yaml")
+    parser.add_argument("--recipe", default="recipes/fashion_mnist_10k_cpu.yaml")
     parser.add_argument("--alpha", type=float, default=None, help="mixup's alpha (default: the recipe's)")
     parser.add_argument("--data", default="data/fashion_mnist", help="the recipe's dataset, prepared if missing")
     parser.add_argument("--max_samples", type=int, default=1000, help="test images attacked")
@@ -69,8 +71,11 @@ def main(argv: list[str] | None = None) -> dict:
     erm_seeds = [s for pair in triples for s in pair]
     mixup_seeds = [a for a, _ in triples]
 
+    shared = os.path.normpath(args.recipe) == os.path.normpath("recipes/fashion_mnist_cpu.yaml")
+    prefix = "fashion_mnist" if shared else Path(args.recipe).stem
+
     def run_dir(method: str, seed: int) -> str:
-        return os.path.join(args.runs_dir, f"fashion_mnist-{method}-seed{seed}")
+        return os.path.join(args.runs_dir, f"{prefix}-{method}-seed{seed}")
 
     def train(method: str, seed: int) -> dict:
         command = [*shlex.split(args.launch), args.recipe, "--dataset_name", args.data,
@@ -82,12 +87,12 @@ def main(argv: list[str] | None = None) -> dict:
             return json.load(f)
 
     os.makedirs(args.runs_dir, exist_ok=True)
-    # The same record and config as scripts/reproduce_fashion_mnist.py, so the two share their runs.
+    # With the full recipe, the same record and config as scripts/reproduce_fashion_mnist.py: shared runs.
     train_config = {"recipe": args.recipe, "recipe_sha1": file_digest(args.recipe), "data": args.data}
     if alpha != 1.0:
         train_config["alpha"] = alpha
     still_done = lambda method, seed: os.path.isfile(os.path.join(run_dir(method, seed), "trainer_state.json"))  # noqa: E731
-    state = os.path.join(args.runs_dir, "fashion_mnist_grid.json")
+    state = os.path.join(args.runs_dir, f"{prefix}_grid.json")
     run_grid(train, ["erm"], erm_seeds, state_file=state, config=train_config, still_done=still_done, desc="ERM models")
     run_grid(train, ["mixup"], mixup_seeds, state_file=state, config=train_config, still_done=still_done, desc="mixup models")
 

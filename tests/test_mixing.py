@@ -242,6 +242,18 @@ def test_beta_sampler_matches_the_beta_distribution(alpha):
     assert stats.kstest(samples, stats.beta(alpha, alpha).cdf).pvalue > 1e-3
 
 
+@pytest.mark.parametrize("alpha", [0.1, 0.2, 0.4, 1.0, 8.0, 32.0])
+def test_the_scalar_beta_sampler_of_batch_draws_matches_the_beta_distribution(alpha):
+    """One or two samples at a time (the one lam of a batch-wide draw) take the Python-float path."""
+    generator = torch.Generator().manual_seed(0)
+    samples = torch.cat([sample_beta(alpha, 2, generator, dtype=torch.float64) for _ in range(10000)]).numpy()
+    assert samples.min() >= 0.0 and samples.max() <= 1.0
+    assert stats.kstest(samples, stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+    batch_lams = [float(Mixer(mixup_alpha=alpha, seed=s).draw(4).lam[0]) for s in range(3000)]
+    reference = stats.beta(alpha, alpha).rvs(size=3000, random_state=0).astype(np.float32)
+    assert stats.ks_2samp(batch_lams, reference).pvalue > 1e-3
+
+
 @pytest.mark.parametrize("alpha", [0.2, 1.0, 4.0])
 def test_mixup_weights_of_a_mixer_follow_beta_alpha_alpha(alpha):
     """A mixer's float32 weights against float32 samples of scipy's Beta(alpha, alpha): a two-sample test,

@@ -69,17 +69,17 @@ def test_attack_runner(tmp_path, little_fashion):
     argv = ["--recipe", str(recipe), "--seeds", "1", "2", "--data", str(little_fashion), "--max_samples", "6",
             "--runs_dir", str(runs), "--output", str(output)]
     run("reproduce_attacks.py", *argv)
-    trained = json.loads((runs / "fashion_mnist_grid.json").read_text())["cells"]
+    trained = json.loads((runs / "recipe_grid.json").read_text())["cells"]
     assert set(trained) == {"erm/seed1", "erm/seed2", "mixup/seed1"}
     per_triple = json.loads((runs / "attack-triple1-2.json").read_text())
     summary = json.loads((tmp_path / "attack.json").read_text())
     # The summary's white-box mixup FGSM error at 4/255 is the triple's own figure.
     mixup = next(r for r in per_triple["results"] if r["setting"] == "white box" and r["attack"] == "fgsm"
-                 and r["target"].endswith("mixup-seed1") and round(r["epsilon"] * 255) == 4)
+                 and r["target"].endswith("recipe-mixup-seed1") and round(r["epsilon"] * 255) == 4)
     assert summary["epsilon_4"]["top1/fgsm"]["white_mixup"]["values"] == [100 * mixup["top1_error"]]
     black = [r for r in per_triple["results"] if r["setting"] == "black box"]
-    assert {r["source"] for r in black} == {str(runs / "fashion_mnist-erm-seed1")}
-    assert {r["target"] for r in black} == {str(runs / "fashion_mnist-erm-seed2"), str(runs / "fashion_mnist-mixup-seed1")}
+    assert {r["source"] for r in black} == {str(runs / "recipe-erm-seed1")}
+    assert {r["target"] for r in black} == {str(runs / "recipe-erm-seed2"), str(runs / "recipe-mixup-seed1")}
     assert (tmp_path / "attack.png").stat().st_size > 10_000
     again = run("reproduce_attacks.py", *argv)
     assert "1 of 1 cells reused" in again
