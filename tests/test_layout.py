@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "hf_mixup"
-ENGINE = ("mixing", "losses", "hidden")
+ENGINE = ("mixing", "losses", "hidden", "analysis")
 # What the engine may import: torch and the standard library.
 ENGINE_ALLOWED = {"torch", "__future__", "math", "dataclasses", "typing", "collections", "contextlib", "functools", "numbers"}
 
