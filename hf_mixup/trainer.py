@@ -165,6 +165,12 @@ class MixupTrainer(Trainer):
                 raise ValueError("label smoothing applies to single-label classification only; set it to 0 for this model")
             if self._mixup_collator.label_key == "labels":
                 self._mixup_collator.label_key = self.label_key
+            # The arguments' partner and target settings reach a collator left at the defaults.
+            for name, default in (("mixup_partner", "random"), ("mixup_targets", "mixed")):
+                if getattr(self._mixup_collator, name) == default and getattr(args, name) != default:
+                    setattr(self._mixup_collator, name, getattr(args, name))
+                    if name == "mixup_partner":  # a mixer with the new partners (and their checks)
+                        self._mixup_collator._mixer = Mixer.from_settings(self._mixup_collator)
             for name in ("mixup_warmup_epochs", "mixup_off_epoch"):
                 value = getattr(args, name)
                 if value != int(value):
@@ -281,10 +287,21 @@ class MixupTrainer(Trainer):
         for key in ("label", "labels", self.label_key):
             if key not in self._signature_columns:
                 self._signature_columns.append(key)
-        if self.args.mixup_partner == "knn":  # and the partners' copies of every kept column
-            self._signature_columns += [PARTNER_PREFIX + key for key in self._signature_columns] + [PARTNER_PREFIX + "index"]
+        if self.args.mixup_partner == "knn":  # and the partners' copies of every kept column, once
+            kept = [key for key in self._signature_columns if not key.startswith(PARTNER_PREFIX)]
+            for key in [PARTNER_PREFIX + key for key in kept] + [PARTNER_PREFIX + "index"]:
+                if key not in self._signature_columns:
+                    self._signature_columns.append(key)
 
     # -- nearest-neighbour partners -----------------------------------------------------------------
+    def get_train_dataloader(self):
+        """The Trainer's training loader; with `mixup_partner="knn"`, over the training set with its
+        nearest-neighbour partners (wrapped here if it was set after the trainer was built)."""
+        if (self.args.mixup_partner == "knn" and self.train_dataset is not None
+                and not isinstance(self.train_dataset, PartnerDataset)):
+            self.train_dataset = self.knn_partner_dataset(self.train_dataset)
+        return super().get_train_dataloader()
+
     def knn_partner_dataset(self, dataset) -> PartnerDataset:
         """``dataset`` with a partner among each example's `mixup_knn_k` nearest training examples
         (`hf_mixup.neighbours.PartnerDataset`). The neighbours are found once, on the flattened model inputs
@@ -323,6 +340,15 @@ class MixupTrainer(Trainer):
             data, collate = self._remove_unused_columns(dataset, description="knn"), self.data_collator
         else:
             data, collate = dataset, self._get_collator_with_removed_columns(self.data_collator, description="knn")
+        # Neighbours of randomly augmented inputs would differ from run to run (and from rank to rank).
+        probe = [data[i] for i in range(min(8, len(data)))]
+        first, again = collate(probe), collate([data[i] for i in range(len(probe))])
+        for key in select_input_keys(first, len(probe), label_key=self.label_key) if probe else []:
+            if not torch.equal(first[key], again[key]):
+                raise ValueError(
+                    f"mixup_partner='knn' finds neighbours on the training inputs, but {key!r} differs each time an "
+                    "example is loaded (random augmentation): train without random augmentation for this ablation"
+                )
         features, labels = [], []
         for batch in DataLoader(data, batch_size=256, shuffle=False, collate_fn=collate):
             y = batch.get(self.label_key, batch.get("label"))
@@ -405,7 +431,7 @@ class MixupTrainer(Trainer):
                 outputs = model(**inputs)
         else:
             outputs = model(**inputs)
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        logits = outputs["logits"] if isinstance(outputs, dict) else losses.logits_of(outputs)
         per_example = self._per_example_loss(logits, labels, draw, smoothing)
         if training:
             loss = losses.reduce_loss(per_example, num_items_in_batch)
@@ -436,7 +462,7 @@ class MixupTrainer(Trainer):
         if self.args.input_noise_std > 0:
             self._add_input_noise(inputs, batch_size)
         outputs = model(**inputs)
-        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]
+        logits = outputs["logits"] if isinstance(outputs, dict) else losses.logits_of(outputs)
         partner_labels = partner_labels.to(labels.device)
         if self.args.mixup_targets == "input_only":
             dominant = torch.where(lam.to(labels.device) >= 0.5, labels, partner_labels)
@@ -457,6 +483,8 @@ class MixupTrainer(Trainer):
 
     def _per_example_loss(self, logits: torch.Tensor, labels: torch.Tensor, draw, smoothing: float) -> torch.Tensor:
         if draw is not None and self.args.mixup_targets == "input_only":
+            if not torch.is_floating_point(labels) and bool((labels == -100).any()):
+                raise ValueError("mixup needs a class id for every training example; found labels of -100")
             # The paper's "mix inputs only": the target of the example with the larger weight, unmixed.
             labels, draw = dominant_targets(labels, draw), None
         if self.problem_type == SINGLE_LABEL:

@@ -132,7 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
             "--per_device_eval_batch_size", "1000", "--optim", "sgd", "--optim_args", "momentum=0.9",
             "--learning_rate", "0.1", "--weight_decay", f"{weight_decay:g}", "--warmup_steps", "0",
             "--lr_milestones", f"{args.epochs / 2:g}", f"{args.epochs * 3 / 4:g}", "--lr_gamma", "0.1",
-            "--eval_strategy", "epoch", "--eval_delay", str(args.epochs - args.last + 1),  # the last epochs only "--save_strategy", "no",
+            # Evaluated after each of the last epochs only; no checkpoints, so a re-run cell starts afresh.
+            "--eval_strategy", "epoch", "--eval_delay", str(args.epochs - args.last + 1), "--save_strategy", "no",
             "--logging_steps", str(steps_per_epoch), "--mixup_knn_k", str(args.knn_k),
             "--output_dir", output, "--disable_tqdm", "true", "--report_to", "none",
             *ROWS[row][2], *shlex.split(args.extra),

@@ -106,7 +106,7 @@ def prepare(argv: list[str] | None):
 # --------------------------------------------------------------------------------------------- report
 
 
-def table(args, curves: dict, samples: int, seconds: float) -> str:
+def table(args, curves: dict, samples: int, seconds: float, argv: list[str] | None = None) -> str:
     from hf_mixup.experiments import command_line, describe_machine
 
     lines = [
@@ -129,7 +129,7 @@ def table(args, curves: dict, samples: int, seconds: float) -> str:
             f"| {lam:g} | {100 * erm.miss_rate[k]:.1f} | {100 * mixup.miss_rate[k]:.1f} | "
             f"{erm.grad_norm[k]:.4f} | {mixup.grad_norm[k]:.4f} |"
         )
-    lines += ["", f"{describe_machine()}; {seconds:.0f} s.", "", f"`{command_line(None, __file__)}`", ""]
+    lines += ["", f"{describe_machine()}; {seconds:.0f} s.", "", f"`{command_line(argv, __file__)}`", ""]
     return "\n".join(lines)
 
 
@@ -185,7 +185,7 @@ def execute(args, checkpoints, split, image_col, labels, pairs, argv=None) -> di
             batch_size=args.batch_size,
         )
     seconds = time.perf_counter() - start
-    text = table(args, curves, len(split), seconds)
+    text = table(args, curves, len(split), seconds, argv)
     payload = {
         "dataset": args.dataset_name, "split": args.split, "samples": len(split), "num_pairs": args.num_pairs,
         "seed": args.seed, "lambdas": args.lambdas,

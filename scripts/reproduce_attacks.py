@@ -3,7 +3,7 @@
 two ERM models and one mixup model trained with the same recipe, for each triple of seeds.
 
     python scripts/reproduce_attacks.py                       # seeds 1 2 3 4: triples (1, 2, 1) and (3, 4, 3)
-    python scripts/reproduce_attacks.py --seeds 1 2 3 4 5 6   # a third triple: only its runs are new
+    python scripts/reproduce_attacks.py --seeds 1 2 3 4 5 6   # a third triple: only its models are new
 
 The seeds go in pairs (a, b): ERM #1 is the ERM run of seed a, ERM #2 the ERM run of seed b, and the mixup
 model the mixup run of seed a. Each model is `scripts/train.py <recipe> --mixup_alpha <0|alpha> --seed <k>
@@ -14,8 +14,8 @@ scripts/reproduce_fashion_mnist.py (runs/fashion_mnist-*, runs/fashion_mnist_gri
 trained by one is reused by the other. Then, per triple, `scripts/attack.py` attacks each model itself (white box) and carries the
 examples crafted on ERM #1 to ERM #2 and to mixup (black box), with FGSM and I-FGSM (10 steps) at epsilon
 in {1, 2, 4, 8, 16}/255 on the first --max_samples test images; each triple's tables stay in
-runs/attack-triple<a>-<b>.{md,json,png}. Every finished run and attack is recorded and skipped when the
-command is run again.
+runs/attack-triple<a>-<b>.{md,json,png}. Every finished model and the attacks of a set of triples are
+recorded and skipped when the command is run again (a new set of triples attacks every triple again).
 
 The summary, mean ± std over the triples, goes to results/attack_fashion_mnist.{md,json} (top-1 and top-5
 error at epsilon = 4/255, beside the paper's ImageNet table) and the top-1 error over epsilon to
@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -78,6 +79,15 @@ def main(argv: list[str] | None = None) -> dict:
         return os.path.join(args.runs_dir, f"{prefix}-{method}-seed{seed}")
 
     def train(method: str, seed: int) -> dict:
+        # A folder left by a run of other settings would be resumed by train.py: start it afresh instead.
+        folder, marker = run_dir(method, seed), os.path.join(run_dir(method, seed), "grid_config.json")
+        if os.path.isdir(folder):
+            recorded = json.load(open(marker)) if os.path.isfile(marker) else None
+            if recorded != train_config:
+                shutil.rmtree(folder)
+        os.makedirs(folder, exist_ok=True)
+        with open(marker, "w") as f:
+            json.dump(train_config, f)
         command = [*shlex.split(args.launch), args.recipe, "--dataset_name", args.data,
                    "--mixup_alpha", f"{alpha if method == 'mixup' else 0.0:g}", "--seed", str(seed),
                    "--output_dir", run_dir(method, seed), "--disable_tqdm", "true"]

@@ -187,3 +187,22 @@ def test_the_card_recipe_names_the_ablation_settings_it_was_trained_with(tmp_pat
     recipe = recipe_of(mixup_args(tmp_path, mixup_partner="same_class", mixup_targets="input_only", input_noise_std=0.1))
     assert (recipe["mixup_partner"], recipe["mixup_targets"], recipe["input_noise_std"]) == ("same_class", "input_only", 0.1)
     assert not {"mixup_partner", "mixup_targets", "input_noise_std"} & set(recipe_of(mixup_args(tmp_path)))
+
+
+def test_input_only_needs_a_class_id_for_every_example(tmp_path, digits_dataset):
+    model = tiny_vit().train()
+    trainer = MixupTrainer(model=model, args=mixup_args(tmp_path, mixup_targets="input_only"), mixer=fixed_mixer(DRAW))
+    batch = digits_batch(digits_dataset)
+    batch["labels"][3] = -100
+    with pytest.raises(ValueError, match="class id for every training example"):
+        trainer.compute_loss(model, batch)
+
+
+def test_the_trainer_hands_its_partner_and_target_settings_to_a_default_collator(tmp_path):
+    args = mixup_args(tmp_path, mixup_partner="same_class", mixup_targets="input_only")
+    collator = DataCollatorForMixup()
+    MixupTrainer(model=tiny_vit(), args=args, data_collator=collator)
+    assert (collator.mixup_partner, collator.mixup_targets, collator._mixer.partner) == ("same_class", "input_only", "same_class")
+    own = DataCollatorForMixup(mixup_partner="same_class")  # a collator's own setting stays
+    MixupTrainer(model=tiny_vit(), args=mixup_args(tmp_path, "b"), data_collator=own)
+    assert own.mixup_partner == "same_class" and own._mixer.partner == "same_class"

@@ -201,3 +201,49 @@ def test_workers_fetch_the_same_partners_as_the_main_process(tmp_path, digits_da
         trainer.train()
         runs[workers] = weights(trainer.model)
     assert_same_weights(runs[0], runs[2])
+
+
+def test_kept_columns_stay_the_same_across_loaders(tmp_path, digits_dataset):
+    """With remove_unused_columns (the Trainer's default), building loaders again does not grow the list of
+    kept columns (partner copies of partner copies)."""
+    args = knn_args(tmp_path, "columns", remove_unused_columns=True, eval_strategy="no")
+    trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset.select(range(32)),
+                           eval_dataset=digits_dataset.select(range(16)))
+    trainer.get_eval_dataloader()
+    kept = list(trainer._signature_columns)
+    for _ in range(3):
+        trainer.get_eval_dataloader()
+        trainer.get_train_dataloader()
+    assert trainer._signature_columns == kept
+    assert "partner_pixel_values" in kept and not any(k.startswith("partner_partner_") for k in kept)
+
+
+def test_a_training_set_given_later_gets_its_partners(tmp_path, digits_dataset):
+    trainer = MixupTrainer(model=tiny_resnet(), args=knn_args(tmp_path, "later"))
+    trainer.train_dataset = digits_dataset.select(range(32))
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert isinstance(trainer.train_dataset, PartnerDataset) and "partner_pixel_values" in batch
+
+
+def test_the_card_names_k_and_the_scope(tmp_path):
+    from hf_mixup.hub.card import recipe_of
+
+    recipe = recipe_of(knn_args(tmp_path, "card", mixup_knn_k=7, mixup_knn_scope="same_class"))
+    assert (recipe["mixup_partner"], recipe["mixup_knn_k"], recipe["mixup_knn_scope"]) == ("knn", 7, "same_class")
+
+
+def test_randomly_augmented_inputs_are_refused(tmp_path, digits_dataset):
+    class Jittered(torch.utils.data.Dataset):
+        def __init__(self, data):
+            self.data = data
+
+        def __len__(self):
+            return len(self.data)
+
+        def __getitem__(self, i):
+            example = self.data[i]
+            return {"pixel_values": example["pixel_values"] + 0.1 * torch.randn_like(example["pixel_values"]),
+                    "labels": example["label"]}
+
+    with pytest.raises(ValueError, match="random augmentation"):
+        MixupTrainer(model=tiny_resnet(), args=knn_args(tmp_path, "jitter"), train_dataset=Jittered(digits_dataset.select(range(16))))

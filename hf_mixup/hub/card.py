@@ -85,6 +85,8 @@ def recipe_of(args) -> dict[str, Any]:
         for name, default in (("mixup_partner", "random"), ("mixup_targets", "mixed"), ("input_noise_std", 0.0))
         if getattr(args, name, default) != default
     }
+    if ablations.get("mixup_partner") == "knn":
+        ablations.update(mixup_knn_k=args.mixup_knn_k, mixup_knn_scope=args.mixup_knn_scope)
     return {**_recipe_rows(args), **ablations}
 
 
