@@ -55,6 +55,8 @@ bench: setup
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_speech.py
 	$(PY) scripts/bench_tabular.py
+	$(PY) scripts/bench_knn.py --rounds 2
+	$(PY) scripts/bench_corruption.py
 
 clean:
 	rm -rf runs .pytest_cache
