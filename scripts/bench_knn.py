@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> dict:
         *[f"| {scope} | {medians[scope]:.1f} | {', '.join(f'{t:.1f}' for t in seconds[scope])} |" for scope in seconds],
         "",
         f"Agreement with a brute-force `torch.cdist` search on the first {len(rows)} rows: {100 * agreement:.2f}% of "
-        "the neighbours (the rest are ties at the k-th distance or float32 rounding).",
+        "the neighbours" + ("." if agreement == 1.0 else
+                            " (distances in float32 against float64: near-ties at the k-th distance can swap)."),
         "",
         TARGET,
         "",
