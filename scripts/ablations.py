@@ -111,10 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.last < 1 or args.last > args.epochs:
         parser.error(f"--last {args.last}: give a number of final epochs between 1 and --epochs ({args.epochs})")
     os.chdir(ROOT)
-    if not os.path.isdir(args.data):
-        from hf_mixup.data import FASHION_MNIST_DIR, load_fashion_mnist, save_dataset
+    from hf_mixup.data import prepared_fashion_mnist
 
-        save_dataset(lambda: load_fashion_mnist(FASHION_MNIST_DIR), args.data)
+    prepared_fashion_mnist(args.data)
     by_cell = {cell_name(row, wd): (row, wd) for row in args.rows for wd in args.weight_decays}
     steps_per_epoch = math.ceil(args.train_samples / args.batch_size)
 

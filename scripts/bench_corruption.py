@@ -34,10 +34,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     from datasets import load_from_disk
 
-    if not os.path.isdir(args.dataset_name):
-        from hf_mixup.data import FASHION_MNIST_DIR, load_fashion_mnist, save_dataset
+    from hf_mixup.data import prepared_fashion_mnist
 
-        save_dataset(lambda: load_fashion_mnist(FASHION_MNIST_DIR), args.dataset_name)
+    prepared_fashion_mnist(args.dataset_name)
     train = load_from_disk(args.dataset_name)["train"]
     times, changed = [], []
     for round_ in range(args.warmup + args.rounds):

@@ -60,10 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
     if len(args.seeds) % 2 or len(args.seeds) < 2 or len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds {args.seeds}: give distinct seeds in pairs (ERM #1 / mixup seed, ERM #2 seed)")
     os.chdir(ROOT)
-    if not os.path.isdir(args.data):
-        from hf_mixup.data import FASHION_MNIST_DIR, load_fashion_mnist, save_dataset
+    from hf_mixup.data import prepared_fashion_mnist
 
-        save_dataset(lambda: load_fashion_mnist(FASHION_MNIST_DIR), args.data)
+    prepared_fashion_mnist(args.data)
     import yaml
 
     with open(args.recipe) as f:

@@ -48,10 +48,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     os.chdir(ROOT)  # relative paths (the recipe's dataset_name included) are the repository's
 
-    if not os.path.isdir(args.data):
-        from hf_mixup.data import FASHION_MNIST_DIR, load_fashion_mnist, save_dataset
+    from hf_mixup.data import prepared_fashion_mnist
 
-        save_dataset(lambda: load_fashion_mnist(FASHION_MNIST_DIR), args.data)
+    prepared_fashion_mnist(args.data)
 
     def run_dir(method: str, seed: int) -> str:
         return os.path.join(args.runs_dir, f"fashion_mnist-{method}-seed{seed}")

@@ -188,10 +188,9 @@ def main(argv: list[str] | None = None) -> dict:
             parser.error(f"--noise {noise} is not a share of labels in [0, 1]")
     os.chdir(ROOT)
     output = args.output or f"results/label_noise_{args.model}{'_quarter' if args.model == 'preact' and args.width == 'quarter' else ''}"
-    if not os.path.isdir(args.data):
-        from hf_mixup.data import FASHION_MNIST_DIR, load_fashion_mnist, save_dataset
+    from hf_mixup.data import prepared_fashion_mnist
 
-        save_dataset(lambda: load_fashion_mnist(FASHION_MNIST_DIR), args.data)
+    prepared_fashion_mnist(args.data)
 
     tag = args.model + ("_quarter" if args.model == "preact" and args.width == "quarter" else "")
 

@@ -86,3 +86,14 @@ def test_imagenet_augmentation_gives_the_model_size():
     transform = train_transform("imagenet", 32, [0.5] * 3, [0.5] * 3, None)
     image = PILImage.fromarray(np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8))
     assert transform(image).shape == (3, 32, 32)
+
+
+def test_prepared_fashion_mnist_writes_once(tmp_path, capsys):
+    from hf_mixup.data import prepared_fashion_mnist
+
+    out = str(tmp_path / "fm")
+    assert prepared_fashion_mnist(out) == out
+    assert "wrote" in capsys.readouterr().out
+    data = load_from_disk(out)
+    assert len(data["train"]) == 60000 and len(data["test"]) == 10000
+    assert prepared_fashion_mnist(out) == out and "wrote" not in capsys.readouterr().out  # already there

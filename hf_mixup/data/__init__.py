@@ -18,6 +18,7 @@ from .loading import (
     load_any_dataset,
     load_digits_dataset,
     load_fashion_mnist,
+    prepared_fashion_mnist,
     register_offline_dataset,
     save_dataset,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "load_any_dataset",
     "load_digits_dataset",
     "load_fashion_mnist",
+    "prepared_fashion_mnist",
     "register_offline_dataset",
     "save_dataset",
 ]

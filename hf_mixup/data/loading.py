@@ -247,6 +247,14 @@ def save_dataset(build: Callable[[], DatasetDict], output: str) -> str:
     return output
 
 
+def prepared_fashion_mnist(output: str) -> str:
+    """``output``, a saved Fashion-MNIST (the Hub schema, from the Debian package's files), written there
+    first if it is not a folder yet; what the reproduction and benchmark scripts train and measure on."""
+    if not os.path.isdir(output):
+        save_dataset(lambda: load_fashion_mnist(FASHION_MNIST_DIR), output)
+    return output
+
+
 def find_column(dataset: Dataset, preferred: str | None, candidates: tuple[str, ...], what: str) -> str:
     """The column named ``preferred``, or the first of ``candidates`` present; a clear error otherwise."""
     columns = dataset.column_names
