@@ -103,3 +103,46 @@ def test_ablation_runner(tmp_path, little_fashion):
     assert "| mixup_partner | knn |" in card and "| mixup_targets | input_only |" in card and "| weight decay | 0.0005 |" in card
     table = (tmp_path / "ablations.md").read_text()
     assert "| mix inputs only | SC + KNN |" in table and "test error, weight decay 0.0005" in table
+
+
+GAN_SMALL = "--hidden_size 16 --batch_size 8 --d_steps 2"
+
+
+def test_gan_figure5_runner(tmp_path):
+    """Figure 5 at a few iterations: four runs recorded, the figure drawn, the table's figures those of the runs'
+    metrics, and a second start reusing every run."""
+    runs, output = tmp_path / "runs" / "gan", tmp_path / "figure5"
+    argv = ["figure5", "--iterations", "12", "--eval_samples", "200", "--runs_dir", str(runs), "--output", str(output),
+            "--extra", GAN_SMALL]
+    run("reproduce_gan.py", *argv)
+    grid = json.loads((tmp_path / "runs" / "gan_figure5_grid.json").read_text())["cells"]
+    assert set(grid) == {"ring/plain/seed1", "ring/mixup/seed1", "grid/plain/seed1", "grid/mixup/seed1"}
+    metrics = json.loads((runs / "figure5-grid-mixup-seed1" / "metrics.json").read_text())
+    config = json.loads((runs / "figure5-grid-mixup-seed1" / "gan_config.json").read_text())
+    assert config["mixup_max"] == 0.2 and config["hidden_size"] == 16 and config["latent_dim"] == 2
+    assert [e["iteration"] for e in metrics["snapshots"]] == [10, 12]
+    table = (tmp_path / "figure5.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| grid | mixup GAN (m = 0.2) |"))
+    cells = [c.strip() for c in row.strip("|").split("|")][2:]
+    assert cells == [f"{e['modes_covered']}/25, {100 * e['high_quality']:.0f}% HQ" for e in metrics["snapshots"]]
+    assert (tmp_path / "figure5.png").stat().st_size > 20_000
+    assert "4 of 4 cells reused" in run("reproduce_gan.py", *argv)
+
+
+def test_gan_sweep_runner(tmp_path):
+    """The stability sweep on a 1 x 1 x 2 x 2 grid: per m, the mean modes covered and the share of runs covering
+    every mode are those of the runs."""
+    runs, output = tmp_path / "runs" / "gan", tmp_path / "sweep"
+    run("reproduce_gan.py", "sweep", "--data", "ring", "--latent_dims", "2", "--mixup_max", "0", "0.5", "--seeds", "1", "2",
+        "--iterations", "5", "--eval_samples", "200", "--runs_dir", str(runs), "--output", str(output), "--extra", GAN_SMALL)
+    payload = json.loads((tmp_path / "sweep.json").read_text())
+    for m in ("0", "0.5"):
+        finals = [json.loads((runs / f"sweep-ring-z2-m{m}-seed{s}" / "metrics.json").read_text())["final"] for s in (1, 2)]
+        summary = payload["per_m"]["ring"][m]
+        assert summary["modes_covered"] == pytest.approx(sum(f["modes_covered"] for f in finals) / 2)
+        assert summary["high_quality"] == pytest.approx(sum(f["high_quality"] for f in finals) / 2)
+        assert summary["covers_all"] == pytest.approx(sum(f["covers_all"] for f in finals) / 2)
+        assert summary["runs"] == 2
+    assert json.loads((runs / "sweep-ring-z2-m0.5-seed2" / "gan_config.json").read_text())["mixup_max"] == 0.5
+    assert "| 0 (plain GAN) |" in (tmp_path / "sweep.md").read_text()
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000
