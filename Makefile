@@ -51,12 +51,13 @@ train: setup
 # The benchmarks, with the command lines their results files record.
 bench: setup
 	$(PY) scripts/bench_overhead.py --rounds 12
-	$(PY) scripts/bench_mixing.py
+	$(PY) scripts/bench_mixing.py --repeat 120
 	$(PY) scripts/bench_pipeline.py
 	$(PY) scripts/bench_speech.py
 	$(PY) scripts/bench_tabular.py
 	$(PY) scripts/bench_knn.py --rounds 2
 	$(PY) scripts/bench_corruption.py
+	$(PY) scripts/bench_gan.py
 
 clean:
 	rm -rf runs .pytest_cache

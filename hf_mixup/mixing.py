@@ -568,6 +568,14 @@ def _into(out: torch.Tensor | None, result: torch.Tensor) -> torch.Tensor:
 
 def one_hot(class_ids: torch.Tensor, num_classes: int, label_smoothing: float = 0.0) -> torch.Tensor:
     """``[B]`` class ids to ``[B, num_classes]`` float32 targets, smoothed as in ``F.cross_entropy``."""
+    _check_class_id_range(class_ids, num_classes)
+    targets = torch.nn.functional.one_hot(class_ids.long(), num_classes).to(torch.float32)
+    if label_smoothing:
+        targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
+    return targets
+
+
+def _check_class_id_range(class_ids: torch.Tensor, num_classes: int) -> None:
     if class_ids.ndim != 1:
         raise ValueError(f"class ids must have shape [batch], got {tuple(class_ids.shape)}")
     if class_ids.numel() and (int(class_ids.min()) < 0 or int(class_ids.max()) >= num_classes):
@@ -575,10 +583,18 @@ def one_hot(class_ids: torch.Tensor, num_classes: int, label_smoothing: float = 
             f"class ids must lie in [0, {num_classes - 1}] to build {num_classes}-class targets, "
             f"got values from {int(class_ids.min())} to {int(class_ids.max())}; check num_labels and the label column"
         )
-    targets = torch.nn.functional.one_hot(class_ids.long(), num_classes).to(torch.float32)
-    if label_smoothing:
-        targets = targets * (1.0 - label_smoothing) + label_smoothing / num_classes
-    return targets
+
+
+def _mixed_one_hot(class_ids: torch.Tensor, draw: MixDraw, num_classes: int) -> torch.Tensor:
+    """``lam * onehot(y) + (1 - lam) * onehot(y[index])`` written straight into one zeroed ``[B, C]`` tensor by two
+    scatters (no one-hot matrices): the same values as the lerp of one-hots, and where an example and its partner
+    share the class, ``(1 - lam) + lam``, which is exactly 1 in float32."""
+    _check_class_id_range(class_ids, num_classes)
+    ids = class_ids.long().view(-1, 1)
+    lam = draw.lam.to(class_ids.device, torch.float32).view(-1, 1)
+    out = torch.zeros(ids.shape[0], num_classes, device=class_ids.device)
+    out.scatter_add_(1, ids.index_select(0, draw.index.to(class_ids.device)), 1.0 - lam)
+    return out.scatter_add_(1, ids, lam)
 
 
 def mix_targets(
@@ -598,6 +614,8 @@ def mix_targets(
     if not torch.is_floating_point(targets) and targets.ndim == 1:
         if num_classes is None:
             raise ValueError("num_classes is needed to turn class ids into mixed soft targets")
+        if not label_smoothing and not draw.is_identity:
+            return _mixed_one_hot(targets, draw, num_classes)
         targets = one_hot(targets, num_classes, label_smoothing)
     elif not torch.is_floating_point(targets):
         targets = targets.float()  # integer multi-hot labels
