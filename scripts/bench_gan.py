@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as folder:
         settings = GanArguments(output_dir=folder, data=args.data, mixup_max=args.mixup_max, use_cpu=args.cpu,
-                                disable_tqdm=True)
+                                disable_tqdm=True, mixed_precision="no")  # float32, as the plain loops
         trainer = GanTrainer(settings)
         device = trainer.accelerator.device
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)

@@ -34,13 +34,15 @@ def parse(argv: list[str] | None = None):
         (args,) = parser.parse_yaml_file(argv[0])
     else:
         (args,) = parser.parse_args_into_dataclasses(argv)
-    return (args,)
-
-
-def execute(args, argv=None) -> dict:
     from hf_mixup.gan import GanTrainer
 
     trainer = GanTrainer(args)
+    trainer.prepare_output_dir()  # a folder holding another run, or a checkpoint that is not this run's: one-line error
+    return (trainer,)
+
+
+def execute(trainer, argv=None) -> dict:
+    args = trainer.args
     metrics = trainer.train()
     if trainer.accelerator.is_main_process:
         final = metrics["final"]

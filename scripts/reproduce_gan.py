@@ -14,8 +14,9 @@ run --iterations long. Output: results/gan_sweep.{md,json,png}: per m, the final
 high-quality share and the fraction of runs that cover all modes.
 
 Each run is one `scripts/gan.py` process (--jobs at once); each finished run is recorded in
-runs/gan_<figure5|sweep>_grid.json and skipped when the command is run again, and an interrupted run
-continues from its last checkpoint (every --save_steps iterations).
+runs/gan_<figure5|sweep>_grid.json and skipped when the command is run again (while its folder is there), an
+interrupted run continues from its last checkpoint (every --save_steps iterations), a longer --iterations
+extends the finished runs, and a run folder left by other settings is started afresh.
 """
 
 from __future__ import annotations
@@ -35,14 +36,25 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOTS = (10, 100, 1000, 10000, 20000)
 
 
+MARKER = "reproduce_gan.json"  # in each run folder: what the runner asked of it
+
+
 def run_gan(launch: str, output_dir: str, settings: dict, save_steps: int, extra: str = "") -> dict:
-    """One `scripts/gan.py` run (continued from its last checkpoint if it was interrupted); its metrics."""
-    command = [*shlex.split(launch), "--output_dir", output_dir, "--disable_tqdm", "true",
-               "--save_steps", str(save_steps), "--resume_from_checkpoint", "latest"]
+    """One `scripts/gan.py` run: continued from its last checkpoint when the folder holds the same run cut short
+    (or a shorter one, which it extends), started afresh when it holds a run with other settings; its metrics."""
+    marker = Path(output_dir) / MARKER
+    asked = {"settings": settings, "extra": extra}
+    before = json.loads(marker.read_text()) if marker.exists() else None
+    same_run = before is not None and before["extra"] == extra and all(
+        before["settings"].get(k) == v for k, v in settings.items() if k not in ("iterations", "snapshots")
+    ) and before["settings"].get("iterations", 0) <= settings["iterations"]
+    command = [*shlex.split(launch), "--output_dir", output_dir, "--disable_tqdm", "true", "--save_steps", str(save_steps),
+               *(["--resume_from_checkpoint", "latest"] if same_run else ["--overwrite_output_dir", "true"])]
     for key, value in settings.items():
         command += [f"--{key}", *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
     command += shlex.split(extra)
     os.makedirs(output_dir, exist_ok=True)
+    marker.write_text(json.dumps(asked, indent=2) + "\n")
     with open(f"{output_dir}.log", "w") as log:
         subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT)
     metrics = json.loads((Path(output_dir) / "metrics.json").read_text())
@@ -80,7 +92,8 @@ def figure5(args, argv) -> dict:
 
     config = {"iterations": args.iterations, "mixup_max": args.mixup_max, "eval_samples": args.eval_samples, "extra": args.extra}
     outcome = run_grid(run_cell, cells, [args.seed], state_file=os.path.join(os.path.dirname(args.runs_dir) or ".",
-                       "gan_figure5_grid.json"), config=config, desc="Figure 5", jobs=args.jobs)
+                       "gan_figure5_grid.json"), config=config, desc="Figure 5", jobs=args.jobs,
+                       still_done=lambda cell, seed: (Path(run_dir(cell, seed)) / "metrics.json").exists())
     labels = {"plain": "plain GAN", "mixup": f"mixup GAN (m = {args.mixup_max:g})"}
     rows = [(f"{cell.split('/')[0]}: {labels[cell.split('/')[1]]}", run_dir(cell, args.seed)) for cell in cells]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +143,8 @@ def sweep(args, argv) -> dict:
 
     config = {"iterations": args.iterations, "eval_samples": args.eval_samples, "extra": args.extra}
     outcome = run_grid(run_cell, cells, args.seeds, state_file=os.path.join(os.path.dirname(args.runs_dir) or ".",
-                       "gan_sweep_grid.json"), config=config, desc="GAN sweep", jobs=args.jobs)
+                       "gan_sweep_grid.json"), config=config, desc="GAN sweep", jobs=args.jobs,
+                       still_done=lambda cell, seed: (Path(run_dir(cell, seed)) / "metrics.json").exists())
     finals = {(cell, seed): outcome.results[cell][seed]["final"] for cell in cells for seed in args.seeds}
 
     def summary(selected: list[dict]) -> dict:

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hf_mixup.gan as gan
+import hf_mixup.gan.training
 from hf_mixup.gan.training import GanSampler
 from hf_mixup.mixing import sample_beta
 
@@ -239,6 +240,39 @@ def test_resuming_with_other_settings_is_refused(tmp_path):
         gan.GanTrainer(small_args(tmp_path, resume_from_checkpoint=str(tmp_path / "nowhere"))).train()
 
 
+def test_a_fresh_start_over_another_run_is_refused_unless_overwriting(tmp_path):
+    gan.GanTrainer(small_args(tmp_path, iterations=6, save_steps=3)).train()
+    with pytest.raises(ValueError, match="already holds another run"):
+        gan.GanTrainer(small_args(tmp_path, iterations=3, mixup_max=0.2)).train()
+    metrics = gan.GanTrainer(small_args(tmp_path, iterations=3, mixup_max=0.2, overwrite_output_dir=True)).train()
+    run = tmp_path / "run"
+    assert [p.name for p in run.glob("checkpoint-*")] == ["checkpoint-3"]  # the other run's checkpoint-6 is gone
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["iteration_000003.safetensors"]
+    assert json.loads((run / "gan_config.json").read_text())["mixup_max"] == 0.2
+    assert [e["iteration"] for e in metrics["snapshots"]] == [3]
+
+
+def test_a_checkpoint_of_another_run_is_refused_from_any_folder(tmp_path):
+    gan.GanTrainer(small_args(tmp_path, "first", iterations=4, save_steps=2)).train()
+    other = small_args(tmp_path, "second", iterations=8, mixup_max=0.2,
+                       resume_from_checkpoint=str(tmp_path / "first" / "checkpoint-4"))
+    with pytest.raises(ValueError, match=r"another run \(mixup_max=0.5 there, 0.2 here\)"):
+        gan.GanTrainer(other).train()
+
+
+def test_the_cards_snippet_reproduces_its_figures(tmp_path):
+    metrics = gan.GanTrainer(small_args(tmp_path, iterations=4)).train()
+    folder = tmp_path / "run" / "generator"
+    seed = gan.training.eval_seed(0)
+    assert metrics["eval_seed"] == seed
+    card = (folder / "README.md").read_text()
+    assert f"generator.sample(64, seed={seed})" in card and f'from_pretrained("{folder}")' in card
+    points = gan.GanGenerator.from_pretrained(str(folder)).sample(64, seed=seed)
+    coverage = gan.mode_coverage(points, "ring")
+    final = metrics["final"]
+    assert (coverage.modes_covered, coverage.high_quality) == (final["modes_covered"], final["high_quality"])
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("mixup_max", 1.5, "mixup_max must lie in"), ("data", "spiral", "data must be one of"),
     ("latent_dim", 0, "latent_dim must be"), ("mixed_precision", "fp8", "mixed_precision"),
@@ -299,6 +333,14 @@ def test_gan_script_reports_a_bad_flag_in_one_line(tmp_path):
                           capture_output=True, text=True, timeout=300, env=launch_env())
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("gan.py: error: mixup_max must lie in [0, 1]")
+
+
+def test_gan_script_refuses_a_folder_holding_another_run_in_one_line(tmp_path):
+    gan.GanTrainer(small_args(tmp_path, iterations=2, save_steps=1)).train()
+    done = subprocess.run([sys.executable, str(GAN_SCRIPT), "--output_dir", str(tmp_path / "run"), "--iterations", "2"],
+                          capture_output=True, text=True, timeout=300, env=launch_env())
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("gan.py: error: ") and "overwrite_output_dir" in done.stderr
 
 
 def _two_ranks(out: Path, *flags: str) -> None:

@@ -80,12 +80,12 @@ class GanGenerator(_StrictLoading, nn.Module, PyTorchModelHubMixin, **hub_metada
         return self.net(noise)
 
     @torch.no_grad()
-    def sample(self, n: int, *, seed: int = 0, device: torch.device | str | None = None) -> torch.Tensor:
-        """``n`` generated points from latent noise drawn with ``seed`` (the global RNG is left alone)."""
+    def sample(self, n: int, *, seed: int = 0) -> torch.Tensor:
+        """``n`` generated points ``[n, 2]`` (float32, on the CPU) from latent noise drawn on the CPU with ``seed``
+        (the global RNG is left alone), computed on the model's device."""
         generator = torch.Generator().manual_seed(int(seed))
-        device = device or next(self.parameters()).device
-        noise = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return self(noise).float().cpu()
+        noise = torch.randn(n, self.latent_dim, generator=generator).to(next(self.parameters()).device)
+        return self.net(noise).float().cpu()
 
 
 class GanDiscriminator(_StrictLoading, nn.Module, PyTorchModelHubMixin, **hub_metadata()):

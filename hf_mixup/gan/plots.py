@@ -1,10 +1,15 @@
-"""Pictures of toy GAN runs: one run's snapshots (``samples.png``) and the paper's Figure 5 grid."""
+"""Pictures of toy GAN runs: one run's snapshots (``samples.png``) and the paper's Figure 5 grid.
+
+Drawn on ``matplotlib.figure.Figure`` objects (no pyplot), so the caller's plotting backend is left alone.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from pathlib import Path
+
+from matplotlib.figure import Figure
 
 from .data import toy_means
 
@@ -19,6 +24,11 @@ def _load_snapshots(run_dir: str) -> list[tuple[int, object, object]]:
     if not found:
         raise ValueError(f"{run_dir} has no samples/iteration_*.safetensors: is it the output_dir of a GAN run?")
     return found
+
+
+def _history(run_dir: str) -> list[dict]:
+    path = Path(run_dir) / "metrics.json"
+    return json.loads(path.read_text())["snapshots"] if path.exists() else []
 
 
 def _draw(axis, real, generated, data: str, title: str | None) -> None:
@@ -37,40 +47,25 @@ def _draw(axis, real, generated, data: str, title: str | None) -> None:
 
 def plot_run(run_dir: str, output: str, iterations: Sequence[int] | None = None) -> str:
     """One row of panels, real (blue) and generated (orange) points at each recorded snapshot of a run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     config = json.loads((Path(run_dir) / "gan_config.json").read_text())
     metrics = {entry["iteration"]: entry for entry in _history(run_dir)}
     snapshots = [s for s in _load_snapshots(run_dir) if iterations is None or s[0] in iterations]
-    figure, axes = plt.subplots(1, len(snapshots), figsize=(2.2 * len(snapshots), 2.5), squeeze=False)
+    figure = Figure(figsize=(2.2 * len(snapshots), 2.5))
+    axes = figure.subplots(1, len(snapshots), squeeze=False)
     for axis, (iteration, real, generated) in zip(axes[0], snapshots):
         entry = metrics.get(iteration)
         note = f"\n{entry['modes_covered']}/{entry['num_modes']} modes, {100 * entry['high_quality']:.0f}% HQ" if entry else ""
         _draw(axis, real, generated, config["data"], f"iteration {iteration}{note}")
     figure.tight_layout()
     figure.savefig(output, dpi=110)
-    plt.close(figure)
     return output
-
-
-def _history(run_dir: str) -> list[dict]:
-    path = Path(run_dir) / "metrics.json"
-    return json.loads(path.read_text())["snapshots"] if path.exists() else []
 
 
 def plot_grid(rows: Sequence[tuple[str, str]], output: str, iterations: Sequence[int], title: str | None = None) -> str:
     """Figure 5: one row per ``(label, run_dir)``, one column per iteration in ``iterations`` (every run must
     have recorded those snapshots)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(len(rows), len(iterations), figsize=(2.0 * len(iterations), 2.1 * len(rows)),
-                                squeeze=False)
+    figure = Figure(figsize=(2.0 * len(iterations), 2.1 * len(rows)))
+    axes = figure.subplots(len(rows), len(iterations), squeeze=False)
     for r, (label, run_dir) in enumerate(rows):
         config = json.loads((Path(run_dir) / "gan_config.json").read_text())
         snapshots = {iteration: (real, generated) for iteration, real, generated in _load_snapshots(run_dir)}
@@ -80,11 +75,10 @@ def plot_grid(rows: Sequence[tuple[str, str]], output: str, iterations: Sequence
                 raise ValueError(f"{run_dir} has no snapshot at iteration {iteration} (it has {sorted(snapshots)})")
             entry = metrics.get(iteration)
             note = f"{entry['modes_covered']}/{entry['num_modes']} modes" if entry else ""
-            _draw(axes[r][c], *snapshots[iteration], config["data"], f"{iteration}: {note}" if r else f"iteration {iteration}\n{note}")
+            _draw(axes[r][c], *snapshots[iteration], config["data"], f"iteration {iteration}\n{note}" if r == 0 else note)
         axes[r][0].set_ylabel(label, fontsize=9)
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(output, dpi=110)
-    plt.close(figure)
     return output

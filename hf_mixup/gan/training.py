@@ -21,6 +21,7 @@ updates are the same.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -46,7 +47,14 @@ RUN_DEFINING = (
     "data", "data_std", "latent_dim", "hidden_size", "num_layers", "batch_size", "d_steps", "mixup_max", "mixup_alpha",
     "learning_rate", "seed", "eval_samples",
 )
-_EVAL_STREAM = 0x6576616C  # derive_seed(seed, _EVAL_STREAM): the fixed latent noise of the snapshots
+_EVAL_STREAM = 0x6576616C
+logger = logging.getLogger(__name__)
+
+
+def eval_seed(seed: int) -> int:
+    """The seed of a run's snapshot noise: ``GanGenerator.sample(eval_samples, seed=eval_seed(seed))`` draws the
+    very points its snapshots were scored on."""
+    return derive_seed(seed, _EVAL_STREAM)
 
 
 @dataclass
@@ -82,8 +90,13 @@ class GanArguments:
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "a checkpoint folder, or 'latest' for the newest in output_dir (none: start afresh)"}
     )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "start afresh in an output_dir that holds another run (its checkpoints are deleted)"}
+    )
     mixed_precision: str | None = field(
-        default=None, metadata={"help": "no, fp16 or bf16 (default: accelerate's configuration)"}
+        default=None,
+        metadata={"help": "no, fp16 or bf16 (default: accelerate's configuration); fp32 is advised: half-precision "
+                          "steps near 1 are of the order of the modes' std"},
     )
     use_cpu: bool = field(default=False, metadata={"help": "train on the CPU even when a GPU is there"})
     disable_tqdm: bool = field(default=False, metadata={"help": "no progress bar"})
@@ -204,10 +217,18 @@ class _RunState:
         else:
             states = state.unsqueeze(0)
         return {"iteration": trainer.iteration, "history": trainer.history, "seconds": trainer.seconds,
-                "generator_states": states}
+                "generator_states": states, "settings": {name: getattr(trainer.args, name) for name in RUN_DEFINING},
+                "mixed_precision": trainer.accelerator.mixed_precision}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         trainer = self.trainer
+        differences = trainer._differences(state.get("settings", {}))
+        if differences:
+            raise ValueError(f"the checkpoint belongs to another run ({differences}): resume it with its settings")
+        saved_precision = state.get("mixed_precision", trainer.accelerator.mixed_precision)
+        if saved_precision != trainer.accelerator.mixed_precision:
+            logger.warning(f"resuming a {saved_precision} run in {trainer.accelerator.mixed_precision}: it continues, "
+                           "but not as the uninterrupted run would have")
         states = state["generator_states"]
         if states.shape[0] != trainer.accelerator.num_processes:
             raise ValueError(
@@ -261,7 +282,8 @@ class GanTrainer:
         self.sampler = GanSampler(args, derive_seed(args.seed, accelerator.process_index), device)
         size = args.batch_size
         self.labels = torch.cat([torch.ones(size, 1), torch.zeros(size, 1)]).to(device)
-        eval_generator = torch.Generator().manual_seed(derive_seed(args.seed, _EVAL_STREAM))
+        self.eval_seed = eval_seed(args.seed)
+        eval_generator = torch.Generator().manual_seed(self.eval_seed)
         self.eval_noise = torch.randn(args.eval_samples, args.latent_dim, generator=eval_generator).to(device)
         self.eval_real = toy_data_points(args, 1000, eval_generator)
         self.iteration = 0
@@ -270,6 +292,7 @@ class GanTrainer:
         self._last_losses: tuple[Any, Any] = (float("nan"), float("nan"))
         self.state = _RunState(self)
         accelerator.register_for_checkpointing(self.state)
+        self._prepared: tuple[Path | None] | None = None
 
     # -- one iteration ------------------------------------------------------------------------------------
     def _one_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -294,7 +317,8 @@ class GanTrainer:
         for _ in range(args.d_steps):
             points, labels = self.discriminator_batch()
             with accelerator.autocast():
-                loss_d = F.binary_cross_entropy_with_logits(self.discriminator(points).float(), labels)
+                logits = self.discriminator(points)
+            loss_d = F.binary_cross_entropy_with_logits(logits.float(), labels)
             self.optimizer_d.zero_grad(set_to_none=True)
             accelerator.backward(loss_d)
             self.optimizer_d.step()
@@ -302,9 +326,10 @@ class GanTrainer:
         real = self.sampler.real(size)
         self.discriminator.requires_grad_(False)  # its weight gradients would be thrown away
         try:
-            with accelerator.no_sync(self.discriminator), accelerator.autocast():
-                fake = self.generator(self.sampler.noise(size))
-                logits = self.discriminator(torch.cat([real, fake.float()]))
+            with accelerator.no_sync(self.discriminator):  # no gradients of its own to average
+                with accelerator.autocast():
+                    fake = self.generator(self.sampler.noise(size))
+                    logits = self.discriminator(torch.cat([real, fake.float()]))
                 loss_g = -F.binary_cross_entropy_with_logits(logits.float(), self.labels)
                 self.optimizer_g.zero_grad(set_to_none=True)
                 accelerator.backward(loss_g)
@@ -317,9 +342,10 @@ class GanTrainer:
     # -- snapshots ----------------------------------------------------------------------------------------
     @torch.no_grad()
     def generate(self, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Generated points for ``noise`` (default: the snapshots' fixed noise), in float32 whatever the training
+        precision: the unwrapped network's layers, without accelerate's autocast, as ``GanGenerator.sample`` runs."""
         generator = self.accelerator.unwrap_model(self.generator)
-        with self.accelerator.autocast():
-            return generator(self.eval_noise if noise is None else noise).float().cpu()
+        return generator.net(self.eval_noise if noise is None else noise).float().cpu()
 
     def snapshot(self) -> dict[str, Any]:
         args = self.args
@@ -344,15 +370,19 @@ class GanTrainer:
         accelerator, output_dir = self.accelerator, Path(self.args.output_dir)
         final = output_dir / f"{CHECKPOINT_PREFIX}{self.iteration}"
         partial = output_dir / f"{CHECKPOINT_PREFIX}{self.iteration}.partial"
-        if accelerator.is_main_process and partial.exists():
-            shutil.rmtree(partial)
+        if accelerator.is_main_process:
+            for stale in output_dir.glob(f"{CHECKPOINT_PREFIX}*.partial"):
+                shutil.rmtree(stale)
         accelerator.wait_for_everyone()
         accelerator.save_state(str(partial))
         accelerator.wait_for_everyone()
         if accelerator.is_main_process:
-            if final.exists():
-                shutil.rmtree(final)
+            previous = output_dir / f"{CHECKPOINT_PREFIX}{self.iteration}.previous"
+            if final.exists():  # kept under another name until the new one is in place
+                os.replace(final, previous)
             os.replace(partial, final)
+            if previous.exists():
+                shutil.rmtree(previous)
             for _, old in _checkpoints(str(output_dir))[: -self.args.save_total_limit]:
                 shutil.rmtree(old)
         accelerator.wait_for_everyone()
@@ -379,30 +409,53 @@ class GanTrainer:
             )
 
     # -- the run ------------------------------------------------------------------------------------------
-    def _check_config(self) -> None:
-        path = Path(self.args.output_dir) / CONFIG_NAME
-        if not path.exists():
-            return
-        saved = json.loads(path.read_text())
-        differing = [name for name in RUN_DEFINING if saved.get(name) != getattr(self.args, name)]
-        if differing:
-            details = ", ".join(f"{name}={saved.get(name)!r} there, {getattr(self.args, name)!r} here" for name in differing)
+    def _differences(self, saved: dict[str, Any]) -> str:
+        differing = [name for name in RUN_DEFINING if name in saved and saved[name] != getattr(self.args, name)]
+        return ", ".join(f"{name}={saved[name]!r} there, {getattr(self.args, name)!r} here" for name in differing)
+
+    def prepare_output_dir(self) -> Path | None:
+        """Check the output folder and find the checkpoint to resume (``None``: start afresh). A checkpoint of a
+        run with other settings, or a fresh start over another run's checkpoints, is refused with a ValueError
+        (``overwrite_output_dir`` clears the folder for a fresh start instead). Call on every process."""
+        args, accelerator = self.args, self.accelerator
+        output = Path(args.output_dir)
+        checkpoint = None if args.overwrite_output_dir else self.resolve_checkpoint()
+        config = output / CONFIG_NAME
+        if checkpoint is not None:
+            differences = self._differences(json.loads(config.read_text())) if config.exists() else ""
+            if differences:
+                raise ValueError(f"{checkpoint} belongs to another run ({differences}): resume it with its settings, "
+                                 "or pass overwrite_output_dir to start afresh")
+        elif output.is_dir() and not args.overwrite_output_dir and (_checkpoints(str(output)) or (
+                config.exists() and self._differences(json.loads(config.read_text())))):
             raise ValueError(
-                f"{self.args.output_dir} holds another run ({details}): resume it with its settings or use another output_dir"
+                f"{output} already holds another run: resume it (resume_from_checkpoint='latest'), pass "
+                "overwrite_output_dir to start afresh there, or choose another output_dir"
             )
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            output.mkdir(parents=True, exist_ok=True)
+            if checkpoint is None:  # a fresh start: nothing of an earlier run may mix into this one
+                for _, old in _checkpoints(str(output)):
+                    shutil.rmtree(old)
+                shutil.rmtree(output / "samples", ignore_errors=True)
+                (output / METRICS_NAME).unlink(missing_ok=True)
+            temporary = output / f".{CONFIG_NAME}.tmp"
+            temporary.write_text(json.dumps(args.to_dict(), indent=2) + "\n")
+            os.replace(temporary, config)
+        accelerator.wait_for_everyone()
+        self._prepared = (checkpoint,)
+        return checkpoint
 
     def train(self) -> dict[str, Any]:
         """Run (or continue) to ``args.iterations``; returns the contents of ``metrics.json``."""
         from tqdm.auto import tqdm
 
         args, accelerator = self.args, self.accelerator
-        checkpoint = self.resolve_checkpoint()
+        (checkpoint,) = self._prepared if self._prepared is not None else (self.prepare_output_dir(),)
+        self._prepared = None
         if checkpoint is not None:
-            self._check_config()
             self.load_checkpoint(checkpoint)
-        if accelerator.is_main_process:
-            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-            (Path(args.output_dir) / CONFIG_NAME).write_text(json.dumps(args.to_dict(), indent=2) + "\n")
         snapshots = set(args.snapshot_iterations)
         bar = tqdm(total=args.iterations, initial=self.iteration, desc=f"GAN ({args.data}, {self._method()})",
                    unit="it", disable=args.disable_tqdm or not accelerator.is_local_main_process)
@@ -445,16 +498,19 @@ class GanTrainer:
             "iterations_per_second": self.iteration / self.seconds if self.seconds else None,
             "processes": accelerator.num_processes,
             "mixed_precision": accelerator.mixed_precision,
+            "eval_seed": self.eval_seed,
             "machine": describe_machine(),
         }
         if accelerator.is_main_process:
-            from .plots import plot_run
-
             output = Path(args.output_dir)
             (output / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n")
-            plot_run(str(output), str(output / "samples.png"))
-            generator = accelerator.unwrap_model(self.generator)
-            save_generator(generator, str(output / "generator"), args, metrics)
+            save_generator(accelerator.unwrap_model(self.generator), str(output / "generator"), args, metrics)
+            try:
+                from .plots import plot_run
+            except ImportError:  # matplotlib is the optional [plots] extra
+                logger.warning("matplotlib is not installed: samples.png is not drawn (pip install 'hf_mixup[plots]')")
+            else:
+                plot_run(str(output), str(output / "samples.png"))
         accelerator.wait_for_everyone()
         return metrics
 
@@ -474,7 +530,8 @@ def save_generator(generator: GanGenerator, folder: str, args: GanArguments, met
     (path / "README.md").unlink(missing_ok=True)
     generator.save_pretrained(path)
     (path / "README.md").unlink(missing_ok=True)
-    build_gan_card(args, metrics, repo_id=Path(args.output_dir).name).save(str(path / "README.md"))
+    build_gan_card(args, metrics, repo_id=str(path), model_name=f"{Path(args.output_dir).name}-generator").save(
+        str(path / "README.md"))
 
 
 def train_gan(args: GanArguments, accelerator=None) -> dict[str, Any]:

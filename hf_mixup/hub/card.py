@@ -289,12 +289,13 @@ def build_model_card(
 
 GAN_USAGE = """import hf_mixup.gan as gan
 
-generator = gan.GanGenerator.from_pretrained("{repo_id}")
-points = generator.sample(2500, seed=0)                      # [2500, 2] generated points
-print(gan.mode_coverage(points, "{data}", std={std:g}))      # modes covered, high-quality share"""
+generator = gan.GanGenerator.from_pretrained("{repo_id}")  # this folder, or its Hub id once uploaded
+points = generator.sample({n}, seed={seed})  # [{n}, 2]: the very points scored below
+print(gan.mode_coverage(points, "{data}", std={std:g}))  # modes covered, high-quality share"""
 
 
-def build_gan_card(args, metrics: dict[str, Any], repo_id: str, license: str = "apache-2.0") -> ModelCard:
+def build_gan_card(args, metrics: dict[str, Any], repo_id: str, license: str = "apache-2.0",
+                   model_name: str | None = None) -> ModelCard:
     """The card of a toy GAN generator (`hf_mixup.gan`): its final mode coverage, the snapshots, and the
     recipe (`GanArguments`), from the same template as the classifiers' cards."""
     final = metrics["final"]
@@ -302,10 +303,10 @@ def build_gan_card(args, metrics: dict[str, Any], repo_id: str, license: str = "
     mixup = args.mixing != "none"
     card_data = ModelCardData(library_name="hf_mixup", license=license,
                               tags=["hf_mixup", "gan", "mixup" if mixup else "plain-gan", f"toy-{args.data}"],
-                              model_name=repo_id)
+                              model_name=model_name or repo_id)
     names = {"ring": "8 Gaussians on the unit circle", "grid": "25 Gaussians on a 5 x 5 grid"}
     description = (
-        f"{repo_id} is the generator of a toy GAN ({method}) trained with `hf_mixup.gan` on `{args.data}` "
+        f"{model_name or repo_id} is the generator of a toy GAN ({method}) trained with `hf_mixup.gan` on `{args.data}` "
         f"({names[args.data]}, std {args.data_std:g}), as in Section 3.7 of mixup (Zhang et al., 2018): latent "
         f"noise of dimension {args.latent_dim} to 2-D points."
     )
@@ -334,11 +335,12 @@ def build_gan_card(args, metrics: dict[str, Any], repo_id: str, license: str = "
         "processes": metrics.get("processes", 1),
         "mixed precision": metrics.get("mixed_precision", "no"),
     }
-    usage = GAN_USAGE.format(repo_id=repo_id, data=args.data, std=args.data_std)
+    usage = GAN_USAGE.format(repo_id=repo_id, data=args.data, std=args.data_std, n=args.eval_samples,
+                             seed=metrics["eval_seed"])
     return ModelCard.from_template(
         card_data,
         template_str=card_template(),
-        model_name=repo_id,
+        model_name=model_name or repo_id,
         description=description,
         results_intro=results_intro,
         metrics=values,
