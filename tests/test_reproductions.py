@@ -151,3 +151,13 @@ def test_gan_sweep_runner(tmp_path):
     assert json.loads((runs / "sweep-ring-z2-m0.5-seed2" / "gan_config.json").read_text())["mixup_max"] == 0.5
     assert "| 0 (plain GAN) |" in (tmp_path / "sweep.md").read_text()
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
+
+    # A longer --iterations extends the finished runs from their checkpoints; other settings start them afresh.
+    common = ["sweep", "--data", "ring", "--latent_dims", "2", "--mixup_max", "0.5", "--seeds", "1", "--eval_samples", "200",
+              "--runs_dir", str(runs), "--output", str(output)]
+    folder = runs / "sweep-ring-z2-m0.5-seed1"
+    run("reproduce_gan.py", *common, "--iterations", "8", "--extra", GAN_SMALL)
+    assert [e["iteration"] for e in json.loads((folder / "metrics.json").read_text())["snapshots"]] == [5, 8]
+    run("reproduce_gan.py", *common, "--iterations", "8", "--extra", GAN_SMALL.replace("16", "8"))
+    assert [e["iteration"] for e in json.loads((folder / "metrics.json").read_text())["snapshots"]] == [8]
+    assert json.loads((folder / "gan_config.json").read_text())["hidden_size"] == 8
