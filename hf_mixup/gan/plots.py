@@ -50,13 +50,12 @@ def plot_run(run_dir: str, output: str, iterations: Sequence[int] | None = None)
     config = json.loads((Path(run_dir) / "gan_config.json").read_text())
     metrics = {entry["iteration"]: entry for entry in _history(run_dir)}
     snapshots = [s for s in _load_snapshots(run_dir) if iterations is None or s[0] in iterations]
-    figure = Figure(figsize=(2.2 * len(snapshots), 2.5))
+    figure = Figure(figsize=(2.2 * len(snapshots), 2.6), layout="constrained")
     axes = figure.subplots(1, len(snapshots), squeeze=False)
     for axis, (iteration, real, generated) in zip(axes[0], snapshots):
         entry = metrics.get(iteration)
         note = f"\n{entry['modes_covered']}/{entry['num_modes']} modes, {100 * entry['high_quality']:.0f}% HQ" if entry else ""
         _draw(axis, real, generated, config["data"], f"iteration {iteration}{note}")
-    figure.tight_layout()
     figure.savefig(output, dpi=110)
     return output
 
@@ -64,7 +63,7 @@ def plot_run(run_dir: str, output: str, iterations: Sequence[int] | None = None)
 def plot_grid(rows: Sequence[tuple[str, str]], output: str, iterations: Sequence[int], title: str | None = None) -> str:
     """Figure 5: one row per ``(label, run_dir)``, one column per iteration in ``iterations`` (every run must
     have recorded those snapshots)."""
-    figure = Figure(figsize=(2.0 * len(iterations), 2.1 * len(rows)))
+    figure = Figure(figsize=(2.0 * len(iterations), 2.2 * len(rows)), layout="constrained")
     axes = figure.subplots(len(rows), len(iterations), squeeze=False)
     for r, (label, run_dir) in enumerate(rows):
         config = json.loads((Path(run_dir) / "gan_config.json").read_text())
@@ -79,6 +78,5 @@ def plot_grid(rows: Sequence[tuple[str, str]], output: str, iterations: Sequence
         axes[r][0].set_ylabel(label, fontsize=9)
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
     figure.savefig(output, dpi=110)
     return output
