@@ -27,7 +27,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from ..mixing import MixDraw, derive_seed, mix_inputs, mix_targets, sample_beta
-from .data import DEFAULT_STD, TOY_DATA, mode_coverage, toy_means
+from .data import DEFAULT_STD, TOY_DATA, mode_coverage, toy_data, toy_means
 from .models import GanDiscriminator, GanGenerator
 
 SNAPSHOTS = (10, 100, 1000, 10000, 20000)
@@ -285,7 +285,7 @@ class GanTrainer:
         self.eval_seed = eval_seed(args.seed)
         eval_generator = torch.Generator().manual_seed(self.eval_seed)
         self.eval_noise = torch.randn(args.eval_samples, args.latent_dim, generator=eval_generator).to(device)
-        self.eval_real = toy_data_points(args, 1000, eval_generator)
+        self.eval_real = toy_data(args.data, 1000, generator=eval_generator, std=args.data_std)
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
@@ -515,12 +515,6 @@ class GanTrainer:
         return metrics
 
 
-def toy_data_points(args: GanArguments, n: int, generator: torch.Generator) -> torch.Tensor:
-    from .data import toy_data
-
-    return toy_data(args.data, n, generator=generator, std=args.data_std)
-
-
 def save_generator(generator: GanGenerator, folder: str, args: GanArguments, metrics: dict[str, Any]) -> None:
     """``save_pretrained`` of the trained generator, with a model card from the project's template."""
     from ..hub.card import build_gan_card
@@ -537,8 +531,3 @@ def save_generator(generator: GanGenerator, folder: str, args: GanArguments, met
 def train_gan(args: GanArguments, accelerator=None) -> dict[str, Any]:
     """Train (or resume) one toy GAN; returns its metrics (also written to ``metrics.json``)."""
     return GanTrainer(args, accelerator).train()
-
-
-def arguments_from(config: dict[str, Any]) -> GanArguments:
-    names = {f.name for f in fields(GanArguments)}
-    return GanArguments(**{k: v for k, v in config.items() if k in names})
