@@ -63,12 +63,13 @@ def run_gan(launch: str, output_dir: str, settings: dict, save_steps: int, extra
 
 
 def common_arguments(parser: argparse.ArgumentParser, iterations: int) -> None:
-    parser.add_argument("--iterations", type=int, default=iterations)
-    parser.add_argument("--data", nargs="+", choices=["ring", "grid"], default=["ring", "grid"])
-    parser.add_argument("--eval_samples", type=int, default=2500)
+    parser.add_argument("--iterations", type=int, default=iterations,
+                        help=f"generator iterations per run (default {iterations}; the paper: 20000)")
+    parser.add_argument("--data", nargs="+", choices=["ring", "grid"], default=["ring", "grid"], help="toy data sets")
+    parser.add_argument("--eval_samples", type=int, default=2500, help="generated points scored at each snapshot")
     parser.add_argument("--save_steps", type=int, default=1000, help="checkpoint every this many iterations")
     parser.add_argument("--jobs", type=int, default=1, help="runs at once (each a process; give each one thread)")
-    parser.add_argument("--runs_dir", default="runs/gan")
+    parser.add_argument("--runs_dir", default="runs/gan", help="one folder per run in here (its grid state beside it)")
     parser.add_argument("--launch", default=os.environ.get("LAUNCH") or f"{sys.executable} {ROOT / 'scripts' / 'gan.py'}",
                         help="the command that runs scripts/gan.py (default: this Python)")
     parser.add_argument("--extra", default="", help="more scripts/gan.py flags for every run, e.g. '--mixed_precision bf16'")
@@ -240,14 +241,15 @@ def main(argv: list[str] | None = None) -> dict:
     fig = commands.add_parser("figure5", help="Figure 5: samples of a plain and a mixup GAN over iterations")
     common_arguments(fig, 20000)
     fig.add_argument("--mixup_max", type=float, default=0.2, help="m of the mixup GAN")
-    fig.add_argument("--seed", type=int, default=1)
-    fig.add_argument("--output", default="results/gan_figure5")
+    fig.add_argument("--seed", type=int, default=1, help="seed of both runs per data set")
+    fig.add_argument("--output", default="results/gan_figure5", help="writes OUTPUT.png, OUTPUT.md and OUTPUT.json")
     swp = commands.add_parser("sweep", help="modes covered over data x latent dim x m x seeds")
     common_arguments(swp, 1000)
-    swp.add_argument("--latent_dims", type=int, nargs="+", default=[2, 5, 10])
-    swp.add_argument("--mixup_max", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.5, 1.0])
-    swp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    swp.add_argument("--output", default="results/gan_sweep")
+    swp.add_argument("--latent_dims", type=int, nargs="+", default=[2, 5, 10], help="latent noise sizes")
+    swp.add_argument("--mixup_max", type=float, nargs="+", default=[0.0, 0.1, 0.2, 0.5, 1.0],
+                     help="values of m (lam ~ Uniform(0, m)); 0 is a plain GAN")
+    swp.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="seeds of every cell")
+    swp.add_argument("--output", default="results/gan_sweep", help="writes OUTPUT.png, OUTPUT.md and OUTPUT.json")
     args = parser.parse_args(argv)
     if args.iterations < 1:
         parser.error(f"--iterations {args.iterations}: give at least 1")
