@@ -348,7 +348,7 @@ def run_grid(
             return None
         return record
 
-    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
     from threading import Lock
 
     from tqdm.auto import tqdm
@@ -390,7 +390,7 @@ def run_grid(
                 futures = {pool.submit(run_and_record, method, seed): (method, seed) for seed, method in todo}
                 pending = set(futures)
                 while pending:
-                    done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)  # the bar moves as each run ends
                     for future in done:
                         if future.exception() is not None:
                             for other in pending:

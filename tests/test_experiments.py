@@ -89,3 +89,25 @@ def test_parallel_failure_keeps_finished_cells(tmp_path):
 def test_bad_jobs_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match="jobs"):
         run_grid(recorder([]), ["a"], [1], state_file=str(tmp_path / "g.json"), jobs=0)
+
+
+def test_parallel_progress_counts_each_cell_as_it_finishes(tmp_path):
+    """With jobs > 1 the bar moves when a run ends, not only when the last one does: the slow cell waits to
+    see the bar count the fast one."""
+    from tqdm.auto import tqdm
+
+    seen = []
+
+    def run_cell(method, seed):
+        if method == "slow":
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                counts = [bar.n for bar in list(tqdm._instances) if bar.desc.startswith("progress-test")]
+                if counts and counts[0] >= 1:
+                    break
+                time.sleep(0.01)
+            seen.extend(counts)
+        return {"value": method}
+
+    run_grid(run_cell, ["fast", "slow"], [1], state_file=str(tmp_path / "g.json"), jobs=2, desc="progress-test")
+    assert seen == [1]
