@@ -11,7 +11,8 @@ covered and high-quality share at every snapshot).
 
 sweep: every data set x latent dim {2, 5, 10} x m {0, 0.1, 0.2, 0.5, 1} x seed, the released code's grid, each
 run --iterations long. Output: results/gan_sweep.{md,json,png}: per m, the final modes covered, the
-high-quality share and the fraction of runs that cover all modes.
+high-quality share and the fraction of runs that cover all modes; the modes covered over training (Figure 5's
+iterations and each quarter of the run) and how far runs fell back from their best snapshot.
 
 Each run is one `scripts/gan.py` process (--jobs at once); each finished run is recorded in
 runs/gan_<figure5|sweep>_grid.json and skipped when the command is run again (while its folder is there), an
@@ -34,6 +35,12 @@ from hf_mixup.experiments import command_line, describe_machine, run_grid, write
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAPSHOTS = (10, 100, 1000, 10000, 20000)
+
+
+def sweep_snapshots(iterations: int) -> list[int]:
+    """Where a sweep run is scored: Figure 5's iterations within the run, and each quarter of it."""
+    quarters = {max(1, round(iterations * q / 4)) for q in range(1, 5)}
+    return sorted({s for s in SNAPSHOTS if s <= iterations} | quarters)
 
 
 MARKER = "reproduce_gan.json"  # in each run folder: what the runner asked of it
@@ -132,6 +139,7 @@ def figure5(args, argv) -> dict:
 
 def sweep(args, argv) -> dict:
     cells = [f"{data}/z{latent}/m{m:g}" for data in args.data for latent in args.latent_dims for m in args.mixup_max]
+    snapshots = sweep_snapshots(args.iterations)
 
     def run_dir(cell: str, seed: int) -> str:
         return os.path.join(args.runs_dir, f"sweep-{cell.replace('/', '-')}-seed{seed}")
@@ -139,14 +147,18 @@ def sweep(args, argv) -> dict:
     def run_cell(cell: str, seed: int) -> dict:
         data, latent, m = cell.split("/")
         settings = {"data": data, "latent_dim": int(latent[1:]), "mixup_max": float(m[1:]), "seed": seed,
-                    "iterations": args.iterations, "snapshots": [args.iterations], "eval_samples": args.eval_samples}
+                    "iterations": args.iterations, "snapshots": snapshots, "eval_samples": args.eval_samples}
         return run_gan(args.launch, run_dir(cell, seed), settings, args.save_steps, args.extra)
 
-    config = {"iterations": args.iterations, "eval_samples": args.eval_samples, "extra": args.extra}
+    config = {"iterations": args.iterations, "snapshots": snapshots, "eval_samples": args.eval_samples, "extra": args.extra}
     outcome = run_grid(run_cell, cells, args.seeds, state_file=os.path.join(os.path.dirname(args.runs_dir) or ".",
                        "gan_sweep_grid.json"), config=config, desc="GAN sweep", jobs=args.jobs,
                        still_done=lambda cell, seed: (Path(run_dir(cell, seed)) / "metrics.json").exists())
     finals = {(cell, seed): outcome.results[cell][seed]["final"] for cell in cells for seed in args.seeds}
+    histories = {(cell, seed): {e["iteration"]: e for e in outcome.results[cell][seed]["snapshots"]}
+                 for cell in cells for seed in args.seeds}
+    # the iterations every run was scored at (a run extended from a shorter sweep lacks some of the new ones)
+    shared = sorted(set.intersection(*(set(h) for h in histories.values())))
 
     def summary(selected: list[dict]) -> dict:
         return {
@@ -156,6 +168,19 @@ def sweep(args, argv) -> dict:
             "covers_all": statistics.fmean(1.0 if e["covers_all"] else 0.0 for e in selected),
             "runs": len(selected),
         }
+
+    def runs_of(data: str, m: float) -> list[tuple[str, int]]:
+        return [(f"{data}/z{z}/m{m:g}", s) for z in args.latent_dims for s in args.seeds]
+
+    def lost(key: tuple[str, int]) -> int:
+        """Modes covered at the run's best snapshot but no longer at its end: how far it fell back."""
+        return max(e["modes_covered"] for e in histories[key].values()) - finals[key]["modes_covered"]
+
+    over_training = {data: {m: {i: statistics.fmean(histories[key][i]["modes_covered"] for key in runs_of(data, m))
+                                for i in shared} for m in args.mixup_max} for data in args.data}
+    fell_back = {data: {m: {"modes_lost": statistics.fmean(lost(key) for key in runs_of(data, m)),
+                            "runs_that_lost_modes": statistics.fmean(1.0 if lost(key) > 0 else 0.0 for key in runs_of(data, m))}
+                        for m in args.mixup_max} for data in args.data}
 
     per_m = {data: {m: summary([finals[f"{data}/z{z}/m{m:g}", s] for z in args.latent_dims for s in args.seeds])
                     for m in args.mixup_max} for data in args.data}
@@ -188,7 +213,18 @@ def sweep(args, argv) -> dict:
             cells_text += [f"{s['modes_covered']:.1f} / {s['num_modes']}", f"{100 * s['high_quality']:.1f}%",
                            f"{100 * s['covers_all']:.0f}% of {s['runs']}"]
         lines.append(f"| {'0 (plain GAN)' if m == 0 else f'{m:g}'} | " + " | ".join(cells_text) + " |")
-    lines += ["", "Mean modes covered per latent dim (rows) and m (columns):", ""]
+    lines += ["", "Over training, per m (over latent dims and seeds): mean modes covered at each scored iteration, and "
+              "how far runs fell back, the modes covered at a run's best snapshot but not at its end (mean, and the "
+              "share of runs that lost any).", ""]
+    for data in args.data:
+        lines += [f"**{data}**", "", "| m | " + " | ".join(f"iteration {i}" for i in shared) +
+                  " | modes lost from best | runs that lost modes |", "|---|" + "---|" * (len(shared) + 2)]
+        for m in args.mixup_max:
+            lines.append(f"| {'0 (plain GAN)' if m == 0 else f'{m:g}'} | " + " | ".join(
+                f"{over_training[data][m][i]:.1f}" for i in shared) + f" | {fell_back[data][m]['modes_lost']:.1f} | "
+                f"{100 * fell_back[data][m]['runs_that_lost_modes']:.0f}% |")
+        lines.append("")
+    lines += ["Mean modes covered at the end per latent dim (rows) and m (columns):", ""]
     for data in args.data:
         lines += [f"**{data}**", "", "| latent dim | " + " | ".join(f"m = {m:g}" for m in args.mixup_max) + " |",
                   "|---|" + "---|" * len(args.mixup_max)]
@@ -200,35 +236,52 @@ def sweep(args, argv) -> dict:
     lines += [f"Median speed {speed:.1f} generator iterations/s per run; {outcome.seconds / 3600:.2f} h of runs in all "
               f"on {'; '.join(machines)}.", ""]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    plot_sweep(per_m, per_latent, args, f"{args.output}.png")
+    plot_sweep(per_m, per_latent, over_training, args, f"{args.output}.png")
     payload = {"per_m": {d: {f"{m:g}": v for m, v in per_m[d].items()} for d in args.data},
                "per_latent_dim": {d: {str(z): {f"{m:g}": v for m, v in per_latent[d][z].items()} for z in args.latent_dims}
                                   for d in args.data},
+               "over_training": {d: {f"{m:g}": {str(i): v for i, v in over_training[d][m].items()} for m in args.mixup_max}
+                                 for d in args.data},
+               "fell_back": {d: {f"{m:g}": v for m, v in fell_back[d].items()} for d in args.data},
                "runs": {f"{cell}/seed{seed}": final for (cell, seed), final in finals.items()},
                "settings": {**config, "latent_dims": args.latent_dims, "mixup_max": args.mixup_max, "seeds": args.seeds}}
     write_results(args.output, "\n".join(lines), payload, argv=argv, script=__file__)
     return payload
 
 
-def plot_sweep(per_m: dict, per_latent: dict, args, output: str) -> str:
+def plot_sweep(per_m: dict, per_latent: dict, over_training: dict, args, output: str) -> str:
+    """Top row: final modes covered against m, one line per latent dim; bottom row: mean modes covered over
+    training, one line per m."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, len(args.data), figsize=(4.6 * len(args.data), 3.4), squeeze=False)
+    figure, axes = plt.subplots(2, len(args.data), figsize=(4.8 * len(args.data), 6.8), squeeze=False)
     positions = range(len(args.mixup_max))
-    for axis, data in zip(axes[0], args.data):
+    for column, data in enumerate(args.data):
+        modes = per_m[data][args.mixup_max[0]]["num_modes"]
+        axis = axes[0][column]
         for z in args.latent_dims:
             axis.plot(positions, [per_latent[data][z][m]["modes_covered"] for m in args.mixup_max], "o-", label=f"latent dim {z}")
         axis.plot(positions, [per_m[data][m]["modes_covered"] for m in args.mixup_max], "k--", lw=2, label="mean")
-        axis.axhline(per_m[data][args.mixup_max[0]]["num_modes"], color="grey", lw=0.8)
+        axis.axhline(modes, color="grey", lw=0.8)
         axis.set_xticks(list(positions), [("0\n(plain)" if m == 0 else f"{m:g}") for m in args.mixup_max])
         axis.set_xlabel("m (lam ~ Uniform(0, m))")
-        axis.set_ylabel("modes covered (mean over seeds)")
+        axis.set_ylabel("modes covered at the end")
         axis.set_title(f"{data}, {args.iterations} iterations")
-        axis.set_ylim(0, per_m[data][args.mixup_max[0]]["num_modes"] + 1)
+        axis.set_ylim(0, modes + 1)
+        axis = axes[1][column]
+        for m in args.mixup_max:
+            curve = over_training[data][m]
+            axis.plot(list(curve), list(curve.values()), "o-", label="plain GAN" if m == 0 else f"m = {m:g}")
+        axis.axhline(modes, color="grey", lw=0.8)
+        axis.set_xscale("log")
+        axis.set_xlabel("generator iteration")
+        axis.set_ylabel("modes covered (mean of runs)")
+        axis.set_ylim(0, modes + 1)
     axes[0][0].legend(fontsize=8)
+    axes[1][0].legend(fontsize=8)
     figure.tight_layout()
     figure.savefig(output, dpi=110)
     plt.close(figure)

@@ -138,9 +138,11 @@ def test_gan_sweep_runner(tmp_path):
     """The stability sweep on a 1 x 1 x 2 x 2 grid: per m, the mean modes covered and the share of runs covering
     every mode are those of the runs."""
     runs, output = tmp_path / "runs" / "gan", tmp_path / "sweep"
+    extra = GAN_SMALL + " --data_std 0.3 --learning_rate 0.02"  # wide modes and big steps: the coverage moves
     run("reproduce_gan.py", "sweep", "--data", "ring", "--latent_dims", "2", "--mixup_max", "0", "0.5", "--seeds", "1", "2",
-        "--iterations", "5", "--eval_samples", "200", "--runs_dir", str(runs), "--output", str(output), "--extra", GAN_SMALL)
+        "--iterations", "5", "--eval_samples", "200", "--runs_dir", str(runs), "--output", str(output), "--extra", extra)
     payload = json.loads((tmp_path / "sweep.json").read_text())
+    losses = []
     for m in ("0", "0.5"):
         finals = [json.loads((runs / f"sweep-ring-z2-m{m}-seed{s}" / "metrics.json").read_text())["final"] for s in (1, 2)]
         summary = payload["per_m"]["ring"][m]
@@ -148,6 +150,17 @@ def test_gan_sweep_runner(tmp_path):
         assert summary["high_quality"] == pytest.approx(sum(f["high_quality"] for f in finals) / 2)
         assert summary["covers_all"] == pytest.approx(sum(f["covers_all"] for f in finals) / 2)
         assert summary["runs"] == 2
+        histories = [json.loads((runs / f"sweep-ring-z2-m{m}-seed{s}" / "metrics.json").read_text())["snapshots"]
+                     for s in (1, 2)]
+        assert [[e["iteration"] for e in h] for h in histories] == [[1, 2, 4, 5]] * 2  # each quarter of 5
+        curve = payload["over_training"]["ring"][m]
+        assert curve == {str(i): pytest.approx(sum(h[k]["modes_covered"] for h in histories) / 2)
+                         for k, i in enumerate((1, 2, 4, 5))}
+        lost = [max(e["modes_covered"] for e in h) - h[-1]["modes_covered"] for h in histories]
+        losses.append(sum(lost))
+        assert payload["fell_back"]["ring"][m] == {"modes_lost": pytest.approx(sum(lost) / 2),
+                                                   "runs_that_lost_modes": pytest.approx(sum(v > 0 for v in lost) / 2)}
+    assert sum(losses) > 0  # some run fell back, so the check above is not of zeros
     assert json.loads((runs / "sweep-ring-z2-m0.5-seed2" / "gan_config.json").read_text())["mixup_max"] == 0.5
     assert "| 0 (plain GAN) |" in (tmp_path / "sweep.md").read_text()
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
@@ -156,8 +169,9 @@ def test_gan_sweep_runner(tmp_path):
     common = ["sweep", "--data", "ring", "--latent_dims", "2", "--mixup_max", "0.5", "--seeds", "1", "--eval_samples", "200",
               "--runs_dir", str(runs), "--output", str(output)]
     folder = runs / "sweep-ring-z2-m0.5-seed1"
-    run("reproduce_gan.py", *common, "--iterations", "8", "--extra", GAN_SMALL)
-    assert [e["iteration"] for e in json.loads((folder / "metrics.json").read_text())["snapshots"]] == [5, 8]
-    run("reproduce_gan.py", *common, "--iterations", "8", "--extra", GAN_SMALL.replace("16", "8"))
-    assert [e["iteration"] for e in json.loads((folder / "metrics.json").read_text())["snapshots"]] == [8]
+    run("reproduce_gan.py", *common, "--iterations", "8", "--extra", extra)
+    # scored at each quarter of the run: 1, 2, 4, 5 of the first 5 iterations, then 6 and 8 (2 and 4 already are)
+    assert [e["iteration"] for e in json.loads((folder / "metrics.json").read_text())["snapshots"]] == [1, 2, 4, 5, 6, 8]
+    run("reproduce_gan.py", *common, "--iterations", "8", "--extra", extra.replace("16", "8"))
+    assert [e["iteration"] for e in json.loads((folder / "metrics.json").read_text())["snapshots"]] == [2, 4, 6, 8]
     assert json.loads((folder / "gan_config.json").read_text())["hidden_size"] == 8
