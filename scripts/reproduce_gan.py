@@ -233,8 +233,8 @@ def sweep(args, argv) -> dict:
                 f"{per_latent[data][z][m]['modes_covered']:.1f} ({100 * per_latent[data][z][m]['high_quality']:.0f}% HQ)"
                 for m in args.mixup_max) + " |")
         lines.append("")
-    lines += [f"Median speed {speed:.1f} generator iterations/s per run; {outcome.seconds / 3600:.2f} h of runs in all "
-              f"on {'; '.join(machines)}.", ""]
+    lines += [f"Median speed {speed:.1f} generator iterations/s per run; {outcome.seconds / 3600:.2f} h of run time in all "
+              f"(summed over the runs, however many ran at once) on {'; '.join(machines)}.", ""]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     plot_sweep(per_m, per_latent, over_training, args, f"{args.output}.png")
     payload = {"per_m": {d: {f"{m:g}": v for m, v in per_m[d].items()} for d in args.data},
