@@ -182,8 +182,7 @@ def sweep(args, argv) -> dict:
                             "runs_that_lost_modes": statistics.fmean(1.0 if lost(key) > 0 else 0.0 for key in runs_of(data, m))}
                         for m in args.mixup_max} for data in args.data}
 
-    per_m = {data: {m: summary([finals[f"{data}/z{z}/m{m:g}", s] for z in args.latent_dims for s in args.seeds])
-                    for m in args.mixup_max} for data in args.data}
+    per_m = {data: {m: summary([finals[key] for key in runs_of(data, m)]) for m in args.mixup_max} for data in args.data}
     per_latent = {data: {z: {m: summary([finals[f"{data}/z{z}/m{m:g}", s] for s in args.seeds]) for m in args.mixup_max}
                          for z in args.latent_dims} for data in args.data}
     machines = sorted({outcome.results[c][s]["machine"] for c in cells for s in args.seeds})
