@@ -32,9 +32,9 @@ import sys
 from pathlib import Path
 
 from hf_mixup.experiments import command_line, describe_machine, run_grid, write_results
+from hf_mixup.gan.training import SNAPSHOTS  # Figure 5's iterations, the runs' default snapshots
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAPSHOTS = (10, 100, 1000, 10000, 20000)
 
 
 def sweep_snapshots(iterations: int) -> list[int]:
