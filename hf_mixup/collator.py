@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,35 @@ class DataCollatorForMixup:
         self._seeded_for: tuple | None = None
         self._draw_count = 0
         self._history: dict[int, torch.Tensor] = {}
+        self._caller_checked = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers started by spawn / forkserver receive the collator pickled from the main
+        # process, where the calling Trainer is still on the stack: check it there.
+        self._check_caller()
+        return dict(self.__dict__)
+
+    def _check_caller(self) -> None:
+        """Refuse to run under a plain `transformers.Trainer` (checked once per process): it would hand the
+        soft labels to the model, whose loss then switches `config.problem_type` to multi-label (BCE) for good,
+        and it would evaluate on mixed batches. `MixupTrainer` and hand-written loops are fine."""
+        if self._caller_checked:
+            return
+        module = sys.modules.get("transformers.trainer")  # no Trainer class loaded: none can be calling
+        if module is not None:
+            frame = sys._getframe(1)
+            while frame is not None:
+                caller = frame.f_locals.get("self")
+                if isinstance(caller, module.Trainer) and not getattr(caller, "_mixes_itself", False):
+                    raise ValueError(
+                        f"DataCollatorForMixup was given to a plain {type(caller).__name__}, which would pass its soft "
+                        "labels to the model (whose loss then trains it as multi-label with BCE and saves "
+                        "problem_type='multi_label_classification') and would mix evaluation batches: use "
+                        "hf_mixup.MixupTrainer (with MixupArguments) instead; in a loop of your own, call the "
+                        "collator yourself and compute the loss from its soft 'labels'"
+                    )
+                frame = frame.f_back
+        self._caller_checked = True
 
     @classmethod
     def from_args(cls, args, num_labels: int | None = None, base_collator: Callable | None = None, **kwargs):
@@ -143,6 +173,7 @@ class DataCollatorForMixup:
         return self.post_mix(dict(batch)) if self.post_mix is not None else batch
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        self._check_caller()
         batch = dict(self.base_collator(features))
         if self.label_key not in batch:
             raise ValueError(

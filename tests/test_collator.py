@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import mixup_args, tiny_resnet
+from conftest import mixup_args, tiny_resnet, tiny_vit
 
 from hf_mixup import DataCollatorForMixup, MixupTrainer
 from hf_mixup.collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY
@@ -138,3 +138,58 @@ def test_the_trainer_refuses_fractional_warmup_with_a_collator(tmp_path):
     with pytest.raises(ValueError, match="whole number of epochs"):
         MixupTrainer(model=tiny_resnet(), args=mixup_args(tmp_path, mixup_warmup_epochs=0.5),
                      data_collator=DataCollatorForMixup())
+
+
+@pytest.mark.parametrize("build", [tiny_vit, tiny_resnet], ids=["vit", "timm"])
+@pytest.mark.parametrize("workers", [0, 2], ids=["main-process", "workers"])
+def test_a_plain_trainer_is_stopped_before_the_first_step(tmp_path, digits_dataset, build, workers):
+    """A plain transformers.Trainer would pass the soft labels to the model (multi-label BCE, problem_type
+    switched for good) and mix evaluation: the collator stops it at the first batch, naming MixupTrainer."""
+    from transformers import Trainer, TrainingArguments
+
+    model = build()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", save_strategy="no", max_steps=2,
+                             per_device_train_batch_size=8, disable_tqdm=True, dataloader_num_workers=workers,
+                             remove_unused_columns=False)
+    trainer = Trainer(model=model, args=args, train_dataset=digits_dataset, eval_dataset=digits_dataset,
+                      data_collator=DataCollatorForMixup(num_labels=10))
+    with pytest.raises(ValueError, match="use hf_mixup.MixupTrainer"):
+        trainer.train()
+    assert model.config.problem_type is None
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="use hf_mixup.MixupTrainer"):
+        Trainer(model=model, args=args, eval_dataset=digits_dataset,
+                data_collator=DataCollatorForMixup(num_labels=10)).evaluate()
+
+
+def test_mixup_trainer_takes_the_same_collator(tmp_path, digits_dataset):
+    collator = DataCollatorForMixup(num_labels=10)
+    trainer = MixupTrainer(model=tiny_vit(), args=mixup_args(tmp_path, max_steps=2, per_device_train_batch_size=8),
+                           train_dataset=digits_dataset, data_collator=collator)
+    trainer.train()
+    assert trainer.model.config.problem_type is None
+    assert collator._draw_count >= 2  # and the DataLoader may have collated one more ahead
+
+
+def test_a_loop_of_your_own_uses_the_documented_keys(digits_dataset):
+    """The documented batch keys in a hand-written loop: inputs, soft `labels`, `mixup_lambda` (and the draw
+    number), with the loss computed from the soft labels."""
+    from torch.utils.data import DataLoader
+
+    from hf_mixup import soft_target_cross_entropy
+
+    model = tiny_vit()
+    collator = DataCollatorForMixup(num_labels=10, seed=0, rank=0)
+    loader = DataLoader(digits_dataset.select(range(16)), batch_size=8, collate_fn=collator)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for batch in loader:
+        assert set(batch) == {"pixel_values", "labels", MIXUP_LAMBDA_KEY, MIXUP_DRAW_KEY}
+        soft = batch.pop("labels")
+        batch.pop(MIXUP_LAMBDA_KEY), batch.pop(MIXUP_DRAW_KEY)
+        loss = soft_target_cross_entropy(model(**batch).logits, soft).mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert collator._draw_count == 2 and torch.isfinite(loss)
+    assert model.config.problem_type is None
