@@ -117,6 +117,8 @@ class MixupTrainer(Trainer):
     # `compute_loss` divides by `num_items_in_batch` (the examples of the whole accumulated batch) in
     # training, so `training_step` must not divide by the accumulation steps again.
     loss_is_scaled_for_ga = True
+    # Takes a DataCollatorForMixup's soft labels itself (see DataCollatorForMixup._check_caller).
+    _mixes_itself = True
 
     def __init__(
         self,
