@@ -155,6 +155,17 @@ class MixupArguments(TrainingArguments):
         super().__post_init__()
 
     def _validate_mixup_fields(self) -> None:
+        for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1 (examples per device and step), got {value!r}")
+        if not (_is_number(self.num_train_epochs) and self.num_train_epochs > 0) and not (
+            _is_number(self.max_steps) and self.max_steps > 0
+        ):
+            raise ValueError(
+                f"nothing to train: num_train_epochs={self.num_train_epochs!r} and max_steps={self.max_steps!r}; set "
+                "num_train_epochs > 0 (or max_steps > 0, which takes precedence)"
+            )
         for name in ("mixup_alpha", "cutmix_alpha"):
             value = getattr(self, name)
             if not _is_number(value) or math.isnan(value) or math.isinf(value) or value < 0:

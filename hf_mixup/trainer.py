@@ -502,10 +502,9 @@ class MixupTrainer(Trainer):
                 if draw is not None:
                     return losses.soft_target_cross_entropy(logits, mix_targets(labels, draw, label_smoothing=smoothing))
                 return losses.soft_target_cross_entropy(logits, labels, smoothing)
+            self._check_batch_class_ids(labels, mixed=draw is not None)
             if draw is None:
                 return losses.cross_entropy(logits, labels, smoothing)
-            if bool((labels == -100).any()):
-                raise ValueError("mixup needs a class id for every training example; found labels of -100")
             index = draw.index.to(labels.device)
             return losses.mixup_cross_entropy(logits, labels, labels.index_select(0, index), draw.lam, smoothing)
         targets = labels.float()
@@ -514,6 +513,15 @@ class MixupTrainer(Trainer):
         if self.problem_type == MULTI_LABEL:
             return losses.multi_label_bce(logits, targets)
         return losses.regression_mse(logits, targets)
+
+    def _check_batch_class_ids(self, labels: torch.Tensor, mixed: bool) -> None:
+        """Class ids of a training batch in range (datasets that `check_inputs` cannot read ahead)."""
+        ignored = labels == -100
+        if bool(((labels < 0) & ~ignored).any() | (labels >= self.num_labels).any() | (mixed & ignored.any())):
+            from .checks import check_class_ids
+
+            check_class_ids(labels.cpu(), self.num_labels, column=self.label_key, split="training",
+                            allow_ignored=not mixed)
 
     def _workspace(self, key: str, like: torch.Tensor) -> torch.Tensor | None:
         """A reused output tensor for mixing ``key`` on the CPU, where every fresh batch-sized tensor costs
@@ -607,9 +615,59 @@ class MixupTrainer(Trainer):
             self._mixup_collator.load_state_dict(state["collator"])
         return True
 
+    def check_inputs(self) -> None:
+        """Check the data against the model and the mixing settings once, before anything is trained: class
+        ids in ``0..num_labels-1`` (``-100`` only in evaluation, or in training without mixing), float labels
+        of the model's width, labels that are not strings, and inputs with two spatial axes for CutMix.
+        `train()` calls it; call it earlier to fail before other work. Raises `ValueError`."""
+        from .checks import check_dataset_labels, check_spatial_inputs
+
+        keys = list(dict.fromkeys([self.label_key, "labels", "label"]))
+        for dataset, split, allow_ignored in (
+            (self.train_dataset, "training", not self.args.mixing_enabled),
+            *((d, "evaluation", True) for d in self._eval_datasets()),
+        ):
+            if dataset is not None:
+                check_dataset_labels(dataset, keys, self.num_labels, self.problem_type, split=split,
+                                     allow_ignored=allow_ignored)
+        collator_cutmix = self._mixup_collator is not None and self._mixup_collator._mixer.cutmix_enabled
+        if (self.mixer.cutmix_enabled or collator_cutmix) and self.train_dataset is not None:
+            example = self._first_example()
+            if example is not None:
+                what = "CutMix (cutmix_alpha / cutmix_minmax)"
+                check_spatial_inputs(example, keys + [key for key in example if key.startswith(PARTNER_PREFIX)], what)
+        self._inputs_checked = True
+
+    def _eval_datasets(self) -> list:
+        data = self.eval_dataset
+        return list(data.values()) if isinstance(data, dict) else [data]
+
+    def _first_example(self) -> dict[str, Any] | None:
+        """The first training example as the dataset gives it (transforms applied), drawn without moving any
+        global random generator, so a checked run trains exactly as an unchecked one."""
+        try:
+            if len(self.train_dataset) == 0:
+                return None
+        except TypeError:
+            return None
+        import random
+
+        import numpy as np
+
+        python_state, numpy_state = random.getstate(), np.random.get_state()
+        try:
+            with torch.random.fork_rng(devices=[]):
+                example = self.train_dataset[0]
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
+        return example if isinstance(example, dict) else None
+
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
-        """`Trainer.train`; when resuming, the mixing state of the checkpoint is restored first (the
-        collator draws while batches are collated, before the Trainer restores its own RNG states)."""
+        """`Trainer.train`, after `check_inputs`; when resuming, the mixing state of the checkpoint is restored
+        first (the collator draws while batches are collated, before the Trainer restores its own RNG states)."""
+        if not getattr(self, "_inputs_checked", False):
+            self.check_inputs()
         if resume_from_checkpoint:
             checkpoint = resume_from_checkpoint
             if checkpoint is True:

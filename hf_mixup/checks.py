@@ -1,0 +1,148 @@
+"""Checks of the training and evaluation data, made once before training starts.
+
+A label the model cannot take (a class id out of range, a float label of the wrong width, strings) would
+otherwise fail deep inside the loss at the first step, or, worse, train on something else than meant.
+Each check raises a `ValueError` that names the column, the bad values and what to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+IGNORE_INDEX = -100
+_SHOWN = 5
+
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+REGRESSION = "regression"
+
+
+def _shown(values) -> str:
+    values = sorted(set(np.asarray(values).tolist()))
+    more = f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else ""
+    return ", ".join(str(v) for v in values[:_SHOWN]) + more
+
+
+def check_class_ids(ids, num_labels: int, *, column: str, split: str, allow_ignored: bool) -> None:
+    """Class ids must lie in ``0..num_labels-1``; ``-100`` (ignored by the loss) only where ``allow_ignored``.
+
+    Raises:
+        ValueError: naming ``column`` of ``split``, the bad ids, how many examples carry them, and what to change.
+    """
+    ids = torch.as_tensor(np.asarray(ids)).long().reshape(-1)
+    bad = (ids >= num_labels) | ((ids < 0) & ~((ids == IGNORE_INDEX) if allow_ignored else torch.zeros_like(ids, dtype=torch.bool)))
+    if not bool(bad.any()):
+        return
+    values = ids[bad]
+    ignored = " (or -100 for an example the loss ignores)" if allow_ignored else ""
+    hint = (
+        "; -100 (no label) cannot be mixed: drop those examples from the training set, or train ERM (mixup_alpha=0)"
+        if bool((values == IGNORE_INDEX).any()) else ""
+    )
+    raise ValueError(
+        f"the {split} labels in {column!r} must be class ids in 0..{num_labels - 1}{ignored}; found {_shown(values)} "
+        f"in {int(bad.sum())} example(s){hint}: give a model with num_labels covering every class "
+        f"(config.num_labels={num_labels} now), or map the labels to 0..{num_labels - 1} "
+        "(dataset.class_encode_column, or a ClassLabel feature)"
+    )
+
+
+def check_float_labels(values: np.ndarray, num_labels: int, problem_type: str, *, column: str, split: str) -> None:
+    """Float labels: a width of ``num_labels`` (or a scalar for a one-output regression); multi-label
+    targets in [0, 1]."""
+    width = 1 if values.ndim == 1 else int(np.prod(values.shape[1:]))
+    if problem_type == REGRESSION:
+        if width != num_labels:
+            raise ValueError(
+                f"the {split} targets in {column!r} have {width} value(s) per example, but the model predicts "
+                f"{num_labels}: give a model with num_labels={width}, or targets of width {num_labels}"
+            )
+        return
+    if values.ndim == 1:
+        raise ValueError(
+            f"the {split} labels in {column!r} are floats ({_shown(values[:50])}, ...), not class ids: give integer "
+            f"class ids in 0..{num_labels - 1} (cast the column to int, or class_encode_column), or soft labels "
+            f"of width {num_labels}"
+        )
+    if width != num_labels:
+        raise ValueError(
+            f"the {split} labels in {column!r} have width {width}, but the model has num_labels={num_labels}: give "
+            f"{'multi-hot' if problem_type == MULTI_LABEL else 'soft'} labels of width {num_labels}, or a model "
+            f"with num_labels={width}"
+        )
+    outside = (values < 0) | (values > 1)
+    if outside.any():
+        raise ValueError(
+            f"the {split} labels in {column!r} must lie in [0, 1] ({'multi-hot' if problem_type == MULTI_LABEL else 'soft'}"
+            f" targets); found {_shown(values[outside])}: rescale them to [0, 1]"
+        )
+
+
+def label_values(dataset, label_keys) -> tuple[str, Any, np.ndarray] | None:
+    """``(column, feature, values)`` of the first of ``label_keys`` in a `datasets.Dataset` (read from the
+    Arrow table, without running its transform or decoding any image), or None for another kind of dataset."""
+    if not (hasattr(dataset, "features") and hasattr(dataset, "with_format") and hasattr(dataset, "column_names")):
+        return None
+    column = next((key for key in label_keys if key in dataset.column_names), None)
+    if column is None or len(dataset) == 0:
+        return None
+    raw = dataset.with_format("numpy", columns=[column])[:][column]
+    feature = dataset.features[column]
+    if isinstance(raw, np.ndarray) and raw.dtype != object:
+        return column, feature, raw
+    try:
+        return column, feature, np.stack([np.asarray(row) for row in raw])
+    except ValueError as error:  # rows of different lengths
+        raise ValueError(
+            f"the labels in {column!r} have rows of different lengths ({error}); give every example a label of the "
+            "same shape"
+        ) from error
+
+
+def check_dataset_labels(dataset, label_keys, num_labels: int, problem_type: str, *, split: str,
+                         allow_ignored: bool) -> None:
+    """The label column of a `datasets.Dataset` against the model (see `check_class_ids`, `check_float_labels`);
+    other datasets are checked batch by batch in the loss."""
+    found = label_values(dataset, label_keys)
+    if found is None:
+        return
+    column, feature, values = found
+    kind = values.dtype.kind
+    if kind in "USO":
+        raise ValueError(
+            f"the {split} labels in {column!r} are {'strings' if kind in 'US' else 'not numbers'} ({_shown(values[:50])}, "
+            f"...): encode them as class ids with dataset.class_encode_column({column!r}), or cast the column to a "
+            "ClassLabel with the class names"
+        )
+    if kind == "b":
+        values = values.astype(np.float32)
+        kind = "f"
+    if problem_type == SINGLE_LABEL and values.ndim == 1 and (kind in "iu" or np.all(values == np.round(values))):
+        check_class_ids(values, num_labels, column=column, split=split, allow_ignored=allow_ignored)
+        return
+    if problem_type == MULTI_LABEL and values.ndim == 1 and kind in "iu":
+        raise ValueError(
+            f"the {split} labels in {column!r} are class ids, but the model is multi-label "
+            f"(config.problem_type={MULTI_LABEL!r}): give multi-hot rows of width {num_labels}"
+        )
+    check_float_labels(values.astype(np.float64), num_labels, problem_type, column=column, split=split)
+
+
+def check_spatial_inputs(example: dict[str, Any], label_keys, what: str) -> None:
+    """CutMix pastes boxes along two spatial axes: the example's floating-point inputs must be at least
+    ``[channels, height, width]``."""
+    shapes = {
+        key: tuple(torch.as_tensor(value).shape)
+        for key, value in example.items()
+        if key not in label_keys and torch.is_floating_point(torch.as_tensor(value))
+    }
+    if shapes and any(len(shape) >= 3 for shape in shapes.values()):
+        return
+    described = ", ".join(f"{key!r} of shape {list(shape)} per example" for key, shape in shapes.items()) or "no float inputs"
+    raise ValueError(
+        f"{what} pastes boxes along two spatial axes, but the inputs have none ({described}; CutMix needs "
+        "[channels, height, width] per example): set cutmix_alpha=0 and cutmix_minmax=None (mixup still mixes them)"
+    )
