@@ -12,6 +12,7 @@ from .arguments import MixupArguments
 from .collator import DataCollatorForMixup
 from .losses import mixup_cross_entropy, soft_target_cross_entropy
 from .mixing import MixDraw, Mixer, mix_batch, mix_inputs, mix_targets, sample_beta
+from . import pipelines  # noqa: F401  (registers the tabular-classification / tabular-regression pipelines)
 from .trainer import MixupTrainer
 
 __version__ = "0.1.0"
