@@ -196,3 +196,78 @@ def _mismatch_error(model, directory, missing, unexpected, converted: bool, mism
         + ". Resume (or load the best model) only from a checkpoint written for this model class and config, "
         "or fix the checkpoint's keys; training does not go on from partly loaded weights"
     )
+
+
+# -- checkpoints that appear whole ------------------------------------------------------------------------
+# A checkpoint is written into `.partial-checkpoint-<step>/checkpoint-<step>` and renamed into place only
+# once every file is in it; checkpoints rotated out are renamed to `.deleting-...` before they are removed.
+# A process killed at any moment therefore leaves only whole `checkpoint-<step>` folders, and hidden
+# leftovers that `remove_partial_checkpoints` clears at the next start.
+PARTIAL_PREFIX = ".partial-"
+DELETING_PREFIX = ".deleting-"
+PREVIOUS_PREFIX = ".previous-"
+LEFTOVER_PREFIXES = (PARTIAL_PREFIX, DELETING_PREFIX, PREVIOUS_PREFIX)
+
+
+def staging_parent(run_dir: str, name: str) -> str:
+    """The hidden folder a checkpoint called ``name`` is written into before it is renamed into ``run_dir``."""
+    return os.path.join(run_dir, f"{PARTIAL_PREFIX}{name}")
+
+
+def remove_partial_checkpoints(run_dir: str) -> list[str]:
+    """Remove what an interrupted save or rotation left in ``run_dir`` (hidden ``.partial-*``, ``.deleting-*``
+    and ``.previous-*`` folders); the names removed."""
+    import shutil
+
+    if not os.path.isdir(run_dir):
+        return []
+    removed = sorted(name for name in os.listdir(run_dir)
+                     if name.startswith(LEFTOVER_PREFIXES) and os.path.isdir(os.path.join(run_dir, name)))
+    for name in removed:
+        shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
+    return removed
+
+
+def publish_checkpoint(staged: str, final: str) -> None:
+    """Rename the complete checkpoint folder ``staged`` to ``final``; a folder already at ``final`` (the same step
+    saved again) is kept under another name until the new one is in place, then removed."""
+    import shutil
+
+    parent, name = os.path.split(final)
+    previous = os.path.join(parent, f"{PREVIOUS_PREFIX}{name}")
+    if os.path.isdir(previous):
+        shutil.rmtree(previous)
+    if os.path.exists(final):
+        os.replace(final, previous)
+    os.replace(staged, final)
+    if os.path.isdir(previous):
+        shutil.rmtree(previous)
+
+
+def rotate_checkpoints(run_dir: str, save_total_limit: int | None, best_model_checkpoint: str | None) -> list[str]:
+    """Keep at most ``save_total_limit`` checkpoints in ``run_dir``, oldest removed first, never the newest
+    nor the best (the rule of transformers' own rotation); each is renamed out of sight before it is deleted,
+    so an interrupted rotation leaves no half-deleted checkpoint behind. The folders removed."""
+    import shutil
+
+    from transformers.trainer_utils import sort_checkpoints
+
+    if not save_total_limit or save_total_limit <= 0:
+        return []
+    checkpoints = sort_checkpoints(run_dir, use_mtime=False)
+    protected = {checkpoints[-1]} if checkpoints else set()
+    if best_model_checkpoint is not None:
+        protected.add(os.path.normpath(best_model_checkpoint))
+    protected = {os.path.normpath(p) for p in protected}
+    remaining, keep, removed = len(checkpoints), max(save_total_limit, len(protected)), []
+    for checkpoint in checkpoints:
+        if remaining <= keep:
+            break
+        if os.path.normpath(checkpoint) in protected:
+            continue
+        doomed = os.path.join(run_dir, f"{DELETING_PREFIX}{os.path.basename(checkpoint)}")
+        os.replace(checkpoint, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        removed.append(checkpoint)
+        remaining -= 1
+    return removed

@@ -5,18 +5,27 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Trainer, TrainerCallback
+from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, IntervalStrategy, get_last_checkpoint
 from transformers.utils import is_sagemaker_mp_enabled, logging
 
 from . import losses
 from .arguments import MixupArguments
-from .checkpoints import has_full_weights, load_checkpoint_weights
+from .checkpoints import (
+    has_full_weights,
+    load_checkpoint_weights,
+    publish_checkpoint,
+    remove_partial_checkpoints,
+    rotate_checkpoints,
+    staging_parent,
+)
 from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
 from .hidden import mixing_at, mixing_points
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
@@ -56,26 +65,6 @@ class _EpochCallback(TrainerCallback):
         collator = self.trainer._mixup_collator
         if collator is not None:
             collator.set_epoch(state.epoch or 0.0, args.mixing_active_at(state.epoch))
-
-
-class _MixupStateCallback(TrainerCallback):
-    """Writes the mixing generators' state (`mixup_state.pth`, one file per rank when the world size is
-    above 1) into every checkpoint folder, right after the Trainer has saved it."""
-
-    def __init__(self, trainer: MixupTrainer):
-        self.trainer = trainer
-
-    def on_save(self, args, state, control, **kwargs):
-        if args.save_only_model:  # no RNG, optimizer or scheduler state either: such checkpoints do not resume
-            return
-        folder = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
-        if not os.path.isdir(folder):
-            logger.warning(
-                f"No checkpoint folder at {folder} (hyperparameter search writes its trials' checkpoints elsewhere): "
-                "its mixing state is not saved, and a run resumed from it draws new mixing decisions"
-            )
-            return
-        self.trainer.save_mixup_state(folder)
 
 
 class MixupTrainer(Trainer):
@@ -217,7 +206,6 @@ class MixupTrainer(Trainer):
         if self.compute_metrics is None:
             self.compute_metrics = default_metrics_for(self.problem_type)
         self.add_callback(_EpochCallback(self))
-        self.add_callback(_MixupStateCallback(self))
         self._lam_sum = 0.0
         self._lam_count = 0
         self._collator_next_draw: int | None = None
@@ -668,6 +656,7 @@ class MixupTrainer(Trainer):
         first (the collator draws while batches are collated, before the Trainer restores its own RNG states)."""
         if not getattr(self, "_inputs_checked", False):
             self.check_inputs()
+        self._remove_partial_checkpoints()
         if resume_from_checkpoint:
             checkpoint = resume_from_checkpoint
             if checkpoint is True:
@@ -675,6 +664,52 @@ class MixupTrainer(Trainer):
             if checkpoint:  # none found: Trainer.train raises
                 self.load_mixup_state(checkpoint)
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _get_output_dir(self, trial) -> str:
+        # While `_save_checkpoint` runs, the Trainer's checkpoint folder is created inside a hidden staging folder.
+        staging = getattr(self, "_staging_dir", None)
+        return staging if staging is not None else super()._get_output_dir(trial)
+
+    def _save_checkpoint(self, model: nn.Module, trial) -> None:
+        """The Trainer's checkpoint, plus this run's mixing state, written whole into a hidden staging folder and
+        only then renamed to ``checkpoint-<step>``: a process killed at any moment leaves either the complete
+        checkpoint or none (the leftovers are removed at the next start). Old checkpoints are rotated out the
+        same way (renamed, then deleted)."""
+        run_dir = self._get_output_dir(trial)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        parent = staging_parent(run_dir, name)
+        staged, final = os.path.join(parent, name), os.path.join(run_dir, name)
+        if self.args.should_save and os.path.isdir(parent):  # left by a save of this step that was interrupted
+            shutil.rmtree(parent)
+        self.accelerator.wait_for_everyone()
+        self._staging_dir = parent
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        if not self.args.save_only_model:  # no RNG or optimizer state either: such checkpoints do not resume
+            self.save_mixup_state(staged)
+        best = self.state.best_model_checkpoint
+        if best is not None and os.path.normpath(best) == os.path.normpath(staged):
+            self.state.best_model_checkpoint = final
+            if self.args.should_save:
+                self.state.save_to_json(os.path.join(staged, TRAINER_STATE_NAME))
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            publish_checkpoint(staged, final)
+            shutil.rmtree(parent, ignore_errors=True)
+            rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
+        self.accelerator.wait_for_everyone()
+
+    def _remove_partial_checkpoints(self) -> None:
+        if not self.args.should_save:
+            return
+        removed = remove_partial_checkpoints(self.args.output_dir)
+        if removed:
+            logger.warning(
+                f"Removed {len(removed)} partial folder(s) that an interrupted save left in {self.args.output_dir}: "
+                f"{', '.join(removed)}"
+            )
 
     def _loads_weights_itself(self) -> bool:
         # DeepSpeed, FSDP and SageMaker model parallelism load their own sharded formats.

@@ -264,6 +264,8 @@ PINNED_PRIVATE_HOOKS = {
     "_get_num_items_in_batch": ["self", "batch_samples", "device"],
     "_load_from_checkpoint": ["self", "resume_from_checkpoint", "model"],
     "_load_best_model": ["self"],
+    "_save_checkpoint": ["self", "model", "trial"],
+    "_get_output_dir": ["self", "trial"],
 }
 
 
