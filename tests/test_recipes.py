@@ -66,3 +66,47 @@ def test_recipe_smoke(recipe, local_sets, tmp_path):
         "--bf16", "false", "--disable_tqdm", "true",
     ])
     assert np.isfinite(metrics["train_loss"]) and "test_accuracy" in metrics
+
+
+def test_recipes_ship_in_the_wheel_and_run_by_name_from_any_folder(tmp_path):
+    """`hf-mixup recipes` as the installed console script, and the wheel built from a copy of the sources holding
+    every recipe as hf_mixup/recipes/*.yaml, found by name when that wheel is what is imported, from another folder."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    listed = subprocess.run([str(Path(sys.executable).parent / "hf-mixup"), "recipes"], cwd=tmp_path,
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == [p.stem for p in RECIPES]
+
+    source = tmp_path / "source"  # a copy, so the build leaves no build/ or egg-info in the checkout
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("hf_mixup", "model_cards", "recipes"):
+        shutil.copytree(ROOT / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(tmp_path / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr
+    (wheel,) = (tmp_path / "dist").glob("hf_mixup-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path / "installed")
+    assert {f"hf_mixup/recipes/{p.name}" for p in RECIPES} <= names
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    probe = (
+        "from hf_mixup.cli import recipes, train; "
+        "print(recipes.recipes_folder()); "
+        "_, data, args = train.parse_args(['uci_mlp', '--output_dir', 'out']); print(data.dataset_name, args.seed)"
+    )
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=elsewhere, capture_output=True, text=True, timeout=300,
+                         env=dict(env, PYTHONPATH=str(tmp_path / "installed")))
+    assert ran.returncode == 0, ran.stderr
+    folder, parsed = ran.stdout.splitlines()[-2:]
+    assert folder == str(tmp_path / "installed" / "hf_mixup" / "recipes") and parsed == "iris 42"

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset, load_from_disk
+from datasets.data_files import EmptyDatasetError
 from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 
 OFFLINE_DATASETS: dict[str, Callable[[], DatasetDict]] = {}
@@ -187,6 +188,61 @@ def _folder_builder(folder: str) -> str:
     return "imagefolder"
 
 
+def _load_folder(folder: str, cache_dir: str | None) -> DatasetDict:
+    """An image or audio folder; for images, every file checked to decode (`check_images_decode`)."""
+    builder = _folder_builder(folder)
+    try:
+        loaded = load_dataset(builder, data_dir=folder, cache_dir=cache_dir)
+    except EmptyDatasetError as error:
+        raise ValueError(
+            f"the folder {folder} holds no image or sound files: a dataset folder needs one subfolder per class "
+            "(or train/ and test/ folders of them) holding images (.png, .jpg, ...) or sound files (.wav, .flac, ...)"
+        ) from error
+    if builder == "imagefolder":
+        check_images_decode(loaded, folder)
+    return loaded
+
+
+def _image_problem(image: dict) -> str | None:
+    """Why an image (``{"path", "bytes"}`` as stored by `datasets.Image`) does not decode, or None when it does.
+    JPEGs decode at 1/8 scale (`draft`), which still reads the whole stream, so a truncated file is caught."""
+    import io
+
+    from PIL import Image as PILImage
+
+    source = io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]
+    try:
+        with PILImage.open(source) as opened:
+            opened.draft(opened.mode, (1, 1))
+            opened.load()
+    except Exception as error:  # noqa: BLE001 - whatever PIL raises, the image cannot be trained on
+        return _first_line(error)
+    return None
+
+
+def check_images_decode(dataset: DatasetDict, folder: str) -> None:
+    """Decode every image of a loaded image folder once, before training, so that an unreadable file (truncated,
+    or not an image despite its extension) stops the command with its name instead of failing at the step
+    whose batch reaches it. A `ValueError` names the first such file and counts the others."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [
+        item
+        for split in dataset.values()
+        for column, feature in split.features.items() if isinstance(feature, Image)
+        for item in split.cast_column(column, Image(decode=False))[column]
+    ]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = [(image, why) for image, why in zip(images, pool.map(_image_problem, images)) if why]
+    if problems:
+        image, why = problems[0]
+        others = f" (and {len(problems) - 1} more unreadable images)" if len(problems) > 1 else ""
+        raise ValueError(
+            f"cannot read the image {image.get('path') or '<bytes>'} in the folder {folder}{others}: {why}; "
+            "remove or replace the file"
+        )
+
+
 def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str | None = None) -> DatasetDict:
     """Load ``name``: an offline dataset of :data:`OFFLINE_DATASETS`, a dataset saved with
     ``save_to_disk``, a local folder of images or sound files (``imagefolder`` / ``audiofolder``: one
@@ -218,7 +274,7 @@ def load_any_dataset(name: str, config_name: str | None = None, cache_dir: str |
             f.endswith((".py", ".parquet", ".csv", ".json", ".jsonl", ".arrow")) for f in os.listdir(name)
         ) or os.path.isdir(os.path.join(name, "data"))
         if not has_loader_files:
-            return load_dataset(_folder_builder(name), data_dir=name, cache_dir=cache_dir)
+            return _load_folder(name, cache_dir)
     if os.path.exists(name):
         return load_dataset(name, config_name, cache_dir=cache_dir)
     try:
