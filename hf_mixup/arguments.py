@@ -149,6 +149,14 @@ class MixupArguments(TrainingArguments):
             "(0.25 warms up 0.1 -> 0.4 for the ImageNet recipe)."
         },
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "hf-mixup train: start over in an output_dir that holds a run (its checkpoints, weights, card and "
+            "results are removed) instead of resuming it; without it a used output_dir is resumed only when the "
+            "settings that shape the weights match."
+        },
+    )
 
     def __post_init__(self):
         self._validate_mixup_fields()

@@ -662,8 +662,41 @@ class MixupTrainer(Trainer):
             if checkpoint is True:
                 checkpoint = get_last_checkpoint(self.args.output_dir)
             if checkpoint:  # none found: Trainer.train raises
+                self.check_resumable(checkpoint)
                 self.load_mixup_state(checkpoint)
         return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def run_settings(self) -> dict[str, Any]:
+        """This run's `run_settings.json` record: every `MixupArguments` field, the world size, and the command
+        line's model and data flags (`run_flags`) when the trainer was built by `hf-mixup train`."""
+        from .runs import run_record
+
+        return {**run_record(self.args), **getattr(self, "run_flags", {})}
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """`Trainer.save_model`, plus `run_settings.json` (the settings as JSON, read by `hf-mixup publish` and
+        checked on resume) next to the weights, in the output folder and in every checkpoint."""
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if self.args.should_save:
+            from .runs import write_run_settings
+
+            write_run_settings(output_dir if output_dir is not None else self.args.output_dir, self.run_settings())
+
+    def check_resumable(self, checkpoint: str) -> None:
+        """Refuse to resume ``checkpoint`` with settings that shape the weights differently (`ValueError`
+        naming them); a checkpoint without `run_settings.json` is resumed with a warning."""
+        from .runs import RUN_SETTINGS_NAME, differing_settings, read_run_settings
+
+        saved = read_run_settings(checkpoint)
+        if saved is None:
+            logger.warning(f"{checkpoint} has no {RUN_SETTINGS_NAME}: its settings cannot be checked against these")
+            return
+        differences = differing_settings(saved, self.run_settings())
+        if differences:
+            raise ValueError(
+                f"{checkpoint} was trained with other settings: {'; '.join(differences)}. Resume it with the settings "
+                "it was started with, or start over (another output_dir, or no resume_from_checkpoint)"
+            )
 
     def _get_output_dir(self, trial) -> str:
         # While `_save_checkpoint` runs, the Trainer's checkpoint folder is created inside a hidden staging folder.

@@ -23,12 +23,13 @@ import shutil
 import sys
 
 from ..hub import PublishError, files_to_upload, prepare_pair, push_run
+from ..runs import RUN_SETTINGS_NAME
 
 
 def stage(run_path: str, target: str) -> str:
-    """Copy what would be uploaded (plus training_args.bin, so the copy can be published itself)."""
+    """Copy what would be uploaded (plus run_settings.json, so the copy can be published itself)."""
     os.makedirs(target, exist_ok=True)
-    for name in files_to_upload(run_path) + ["training_args.bin"]:
+    for name in files_to_upload(run_path) + [RUN_SETTINGS_NAME]:
         shutil.copy2(os.path.join(run_path, name), os.path.join(target, name))
     return target
 

@@ -45,6 +45,7 @@ from .audio import AudioDataArguments, build_audio_trainer, select_classes
 from .common import DataArguments as CommonDataArguments
 from .common import load_raw, load_splits
 from .errors import UsageError
+from .output_dir import check_output_dir, finish_run, start_run
 from .images import ImageDataArguments, ImageModelArguments, build_image_trainer
 from .tables import TableDataArguments, build_table_trainer, is_tabular
 
@@ -92,11 +93,24 @@ SCRIPT_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _config_file_to_argv(path: str) -> list[str]:
-    with open(path) as f:
-        config = yaml.safe_load(f) if path.endswith((".yaml", ".yml")) else json.load(f)
+def _config_file_to_argv(path) -> list[str]:
+    """The flags of a YAML/JSON config file: a path, or a shipped recipe (`hf_mixup.cli.recipes.resolve_config`)."""
+    name = str(path)
+    is_yaml = name.endswith((".yaml", ".yml"))
+    try:
+        if isinstance(path, (str, os.PathLike)):
+            with open(path) as f:
+                text = f.read()
+        else:
+            text = path.read_text()
+        config = yaml.safe_load(text) if is_yaml else json.loads(text)
+    except OSError as error:
+        raise UsageError(f"could not read the config file {name}: {error.strerror or error}") from error
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        reason = " ".join(str(error).split())
+        raise UsageError(f"the config file {name} is not valid {'YAML' if is_yaml else 'JSON'}: {reason}") from error
     if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a mapping of argument names to values, got {type(config).__name__}")
+        raise ValueError(f"{name} must hold a mapping of argument names to values, got {type(config).__name__}")
     argv: list[str] = []
     for key, value in config.items():
         if value is None:
@@ -112,10 +126,13 @@ def _config_file_to_argv(path: str) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, MixupArguments]:
-    """Command line, optionally led by a YAML/JSON config file whose values the command line overrides."""
+    """Command line, optionally led by a config file whose values the command line overrides: a YAML/JSON path,
+    or the name of a shipped recipe (``uci_mlp``; `hf-mixup recipes` lists them)."""
+    from .recipes import resolve_config
+
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0].endswith((".yaml", ".yml", ".json")) and not argv[0].startswith("-"):
-        argv = _config_file_to_argv(argv[0]) + argv[1:]
+    if argv and not argv[0].startswith("-"):
+        argv = _config_file_to_argv(resolve_config(argv[0])) + argv[1:]
     parser = HfArgumentParser((ModelArguments, DataArguments, MixupArguments))
     parser.set_defaults(**SCRIPT_DEFAULTS)
     model_args, data_args, training_args, extra = parser.parse_args_into_dataclasses(
@@ -147,7 +164,9 @@ def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, A
     if is_tabular(data_args, raw[data_args.train_split]):
         if data_args.label_noise is not None:
             raise UsageError("--label_noise applies to image datasets only; this dataset is a table: leave it out")
-        return build_table_trainer(model_args, data_args, training_args, raw)
+        trainer, evaluation, eval_split = build_table_trainer(model_args, data_args, training_args, raw)
+        trainer.check_inputs()
+        return trainer, evaluation, eval_split
     raw = select_classes(raw, data_args)
     train, evaluation, eval_split, input_col, label_col, labels = load_splits(data_args, training_args.seed, raw)
     audio = isinstance(train.features[input_col], datasets.Audio)
@@ -157,6 +176,7 @@ def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, A
         train = corrupt_training_labels(train, label_col, data_args)
     build = build_audio_trainer if audio else build_image_trainer
     trainer = build(model_args, data_args, training_args, train, evaluation, input_col, label_col, labels)
+    trainer.check_inputs()
     return trainer, evaluation, eval_split
 
 
@@ -186,7 +206,7 @@ def corrupt_training_labels(train, label_col: str, data_args):
 
 def run_training(trainer: MixupTrainer, training_args: MixupArguments) -> dict[str, float]:
     checkpoint = training_args.resume_from_checkpoint
-    if checkpoint is None and os.path.isdir(training_args.output_dir):
+    if checkpoint is None and os.path.isdir(training_args.output_dir) and not training_args.overwrite_output_dir:
         checkpoint = get_last_checkpoint(training_args.output_dir)
         if checkpoint is not None:
             logger.info("Resuming from %s", checkpoint)
@@ -312,12 +332,36 @@ def hub_repo_for(training_args: MixupArguments) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    """Parse ``argv``, build, train, evaluate, write the model card (and push when asked); the metrics."""
-    model_args, data_args, training_args = parse_args(argv)
-    setup_logging(training_args)
-    repo_id = hub_repo_for(training_args)
-    trainer, evaluation, eval_split = build_trainer(model_args, data_args, training_args)
-    return train_and_report(trainer, evaluation, eval_split, data_args, training_args, repo_id)
+    """Parse ``argv``, build, train, evaluate, write the model card (and push when asked); the metrics. A used
+    ``--output_dir`` is resumed when its settings match (`hf_mixup.cli.output_dir`); a finished run of the same
+    settings is left as it is and its metrics returned."""
+    prepared = prepare(argv)
+    return prepared.finished if prepared.finished is not None else prepared.train()
+
+
+class Prepared:
+    """Everything `hf-mixup train` checks and builds before it trains (a `ValueError` here is the user's to fix)."""
+
+    def __init__(self, argv):
+        self.model_args, self.data_args, self.training_args = parse_args(argv)
+        setup_logging(self.training_args)
+        self.repo_id = hub_repo_for(self.training_args)
+        self.finished = check_output_dir(self.model_args, self.data_args, self.training_args)
+        if self.finished is None:
+            self.trainer, self.evaluation, self.eval_split = build_trainer(
+                self.model_args, self.data_args, self.training_args
+            )
+
+    def train(self) -> dict[str, float]:
+        start_run(self.trainer, self.model_args, self.data_args, self.training_args)
+        metrics = train_and_report(self.trainer, self.evaluation, self.eval_split, self.data_args, self.training_args,
+                                   self.repo_id)
+        finish_run(self.trainer)
+        return metrics
+
+
+def prepare(argv: list[str] | None = None) -> Prepared:
+    return Prepared(argv)
 
 
 def train_and_report(trainer, evaluation, eval_split, data_args, training_args, repo_id) -> dict[str, float]:
@@ -331,18 +375,17 @@ def train_and_report(trainer, evaluation, eval_split, data_args, training_args, 
 
 def run(argv: list[str] | None = None, prog: str | None = None) -> int:
     """The command: like `main`, but a mistake in what was asked for (a `ValueError` while parsing the
-    flags or building the data and model) prints one line and returns 2; errors in training propagate."""
+    flags, checking the output folder or building the data and model) prints one line and returns 2; errors
+    in training propagate."""
     prog = prog or os.path.basename(sys.argv[0]) or "hf-mixup train"
     try:
-        model_args, data_args, training_args = parse_args(argv)
-        setup_logging(training_args)
-        repo_id = hub_repo_for(training_args)
-        trainer, evaluation, eval_split = build_trainer(model_args, data_args, training_args)
+        prepared = prepare(argv)
     except ValueError as error:  # UsageError, and the argument checks of MixupArguments / TrainingArguments
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
         return 2
-    train_and_report(trainer, evaluation, eval_split, data_args, training_args, repo_id)
+    if prepared.finished is None:
+        prepared.train()
     return 0
 
 
