@@ -67,7 +67,10 @@ def test_module_files_are_package_data():
     """Every module file matches a pattern of pyproject's package-data for hf_mixup.metrics."""
     with open(ROOT / "pyproject.toml", "rb") as f:
         project = tomllib.load(f)
-    assert any(dep.startswith("evaluate") for dep in project["project"]["dependencies"])
+    # evaluate is a core dependency or the `metrics` extra's (issue 19 H moves it there)
+    extras = project["project"].get("optional-dependencies", {})
+    declared = project["project"]["dependencies"] + extras.get("metrics", [])
+    assert any(dep.startswith("evaluate") for dep in declared)
     patterns = project["tool"]["setuptools"]["package-data"]["hf_mixup.metrics"]
     package = ROOT / "hf_mixup" / "metrics"
     shipped = {Path(p) for pattern in patterns for p in glob.glob(str(package / pattern))}
@@ -137,9 +140,9 @@ def test_top_k_accuracy_hand_computed():
         expected = skm.top_k_accuracy_score(TOPK_REFERENCES, TOPK_SCORES, k=k, labels=range(7))
         got = top_k.compute(references=TOPK_REFERENCES, prediction_scores=TOPK_SCORES.tolist(), k=k)
         assert got[f"top{k}_accuracy"] == pytest.approx(expected)
-    # k at or above the number of classes: always right.
-    above = top_k.compute(references=TOPK_REFERENCES, prediction_scores=TOPK_SCORES.tolist(), k=9)
-    assert above == {"top9_accuracy": 1.0}
+    # k at or above the number of classes would always be right: refused (see the test below).
+    with pytest.raises(ValueError, match=r"k=9 is not below the number of classes \(7 columns"):
+        top_k.compute(references=TOPK_REFERENCES, prediction_scores=TOPK_SCORES.tolist(), k=9)
     # The Trainer route names it the same way.
     out = classification_metrics(EvalPrediction(np.log(TOPK_SCORES), np.array(TOPK_REFERENCES)))
     assert out["top5_accuracy"] == pytest.approx(4 / 6)
@@ -193,6 +196,106 @@ def test_multi_label_matches_sklearn():
     assert out["label_accuracy"] == pytest.approx(1 - skm.hamming_loss(references, predicted))
     bce = -np.mean(references * np.log(probs) + (1 - references) * np.log(1 - probs))
     assert out["bce"] == pytest.approx(bce, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# inputs the modules refuse (issue 19): logits, class ids out of range, k >= the number of classes
+# ---------------------------------------------------------------------------------------------
+
+ISSUE_LOGITS = [[3.0, -1.0], [0.2, 1.5]]  # the issue's example: ece gave 1.25 and nll 0.0 on these
+
+
+@pytest.mark.parametrize("name", ["ece", "nll"])
+def test_probability_metrics_refuse_logits_and_say_apply_softmax(name):
+    module = metrics.load(name, keep_in_memory=True)
+    with pytest.raises(ValueError) as error:
+        module.compute(references=[0, 1], prediction_scores=ISSUE_LOGITS)
+    message = str(error.value)
+    assert message.startswith(
+        f"{name}: prediction_scores row 0 sums to 2 and has values outside [0, 1] (min -1, max 3)"
+    )
+    assert "2 of 2 rows" in message and "these look like logits; apply softmax first" in message
+    assert "scipy.special.softmax(x, axis=-1)" in message and "within 0.001" in message
+    # in [0, 1] but not normalised (sigmoid outputs): named as such, row 1 the first bad one
+    with pytest.raises(ValueError, match=r"row 1 sums to 1\.7 \(1 of 2 rows.*not probabilities over the classes"):
+        module.compute(references=[0, 1], prediction_scores=[[0.5, 0.5], [0.9, 0.8]])
+    with pytest.raises(ValueError, match=r"row 0 sums to nan and has values outside \[0, 1\]"):
+        module.compute(references=[0, 1], prediction_scores=[[float("nan"), 0.5], [0.5, 0.5]])
+    # The softmax of the same logits is accepted and gives the Trainer route's value.
+    probs = _softmax(np.array(ISSUE_LOGITS))
+    expected = classification_metrics(EvalPrediction(np.array(ISSUE_LOGITS), np.array([0, 1])))[name]
+    got = module.compute(references=[0, 1], prediction_scores=probs.tolist())[name]
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ece", "nll"])
+def test_row_sums_within_one_thousandth_are_accepted(name):
+    module = metrics.load(name, keep_in_memory=True)
+    # float32 softmax outputs, and scores rounded to 3 decimals (off by up to 1e-3 in all)
+    probs32 = torch.softmax(torch.randn(50, 7, generator=torch.Generator().manual_seed(0)), dim=-1).numpy()
+    assert name in module.compute(references=[i % 7 for i in range(50)], prediction_scores=probs32.tolist())
+    assert name in module.compute(references=[0, 1], prediction_scores=[[0.3335, 0.6674], [0.4996, 0.4996]])
+    with pytest.raises(ValueError, match=r"row 0 sums to 1\.002 "):
+        module.compute(references=[0, 1], prediction_scores=[[0.502, 0.5], [0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"row 1 has values outside \[0, 1\] \(min -0\.1, max 1\.1\) \(1 of 2 rows"):
+        module.compute(references=[0, 1], prediction_scores=[[0.5, 0.5], [-0.1, 1.1]])
+
+
+@pytest.mark.parametrize("name", ["ece", "nll", "top_k_accuracy"])
+def test_references_outside_the_classes_are_named(name):
+    module = metrics.load(name, keep_in_memory=True, **({"k": 2} if name == "top_k_accuracy" else {}))
+    probs = [[0.2, 0.3, 0.5]] * 4
+    with pytest.raises(ValueError) as error:
+        module.compute(references=[0, 7, -100, 7], prediction_scores=probs)
+    assert str(error.value).startswith(
+        f"{name}: references must be class ids in 0..2 (prediction_scores has 3 columns, one per class), got -100, 7 "
+        "(first at row 1): map the labels to 0..2"
+    )
+
+
+def test_top_k_accuracy_refuses_k_at_or_above_the_number_of_classes():
+    three = [[0.2, 0.3, 0.5], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]
+    top5 = metrics.load("top_k_accuracy", keep_in_memory=True)  # k = 5 by default
+    with pytest.raises(ValueError) as error:
+        top5.compute(references=[0, 1, 2], prediction_scores=three)
+    assert str(error.value) == (
+        "top_k_accuracy: k=5 is not below the number of classes (3 columns in prediction_scores), so every example "
+        "would count as right (top-5 accuracy 1.0 whatever the scores): use k < 3, e.g. "
+        'hf_mixup.metrics.load("top_k_accuracy", k=2) or compute(..., k=2), or report accuracy instead'
+    )
+    with pytest.raises(ValueError, match=r"k=3 is not below the number of classes \(3 columns"):
+        top5.compute(references=[0, 1, 2], prediction_scores=three, k=3)
+    # k = C - 1 is computed: rows 1 and 2 have the true class in their top 2, row 0 (0.2, last) does not
+    assert top5.compute(references=[0, 1, 2], prediction_scores=three, k=2) == {"top2_accuracy": pytest.approx(2 / 3)}
+    # ranking only: logits give the same answer (they are not refused here)
+    logits = np.log(np.array(three)) + 4.0
+    got = top5.compute(references=[0, 1, 2], prediction_scores=logits.tolist(), k=2)
+    assert got == {"top2_accuracy": pytest.approx(2 / 3)}
+
+
+def test_the_trainer_route_on_logits_is_not_checked_and_reports_top5_only_above_5_classes():
+    rng = np.random.default_rng(6)
+    for classes in (2, 3, 5):  # logits of 5 classes or fewer: no top5_accuracy, no error
+        logits, labels = rng.normal(size=(20, classes)) * 4, rng.integers(0, classes, size=20)
+        assert set(classification_metrics(EvalPrediction(logits, labels))) == {"accuracy", "nll", "ece"}
+    logits, labels = rng.normal(size=(20, 6)) * 4, rng.integers(0, 6, size=20)
+    out = classification_metrics(EvalPrediction(logits, labels))
+    assert out["top5_accuracy"] == pytest.approx(skm.top_k_accuracy_score(labels, logits, k=5, labels=range(6)))
+
+
+def test_multi_label_refuses_logits_and_says_apply_sigmoid():
+    module = metrics.load("multi_label", keep_in_memory=True)
+    with pytest.raises(ValueError) as error:
+        module.compute(references=[[1, 0], [0, 1]], prediction_scores=[[0.9, 0.2], [2.0, -3.0]])
+    assert str(error.value) == (
+        "multi_label: prediction_scores row 1 has values outside [0, 1] (min -3, max 2; 1 of 2 rows have such values): "
+        "these look like logits; apply sigmoid first (scipy.special.expit(x) or torch.sigmoid(x))"
+    )
+    with pytest.raises(ValueError, match=r"references row 0 has values outside \[0, 1\] \(min 0, max 2"):
+        module.compute(references=[[0, 2], [0, 1]], prediction_scores=[[0.9, 0.2], [0.1, 0.3]])
+    # sigmoid outputs need not sum to 1
+    out = module.compute(references=[[1, 1], [0, 1]], prediction_scores=[[0.9, 0.8], [0.1, 0.7]])
+    assert out["exact_match"] == 1.0
 
 
 # ---------------------------------------------------------------------------------------------

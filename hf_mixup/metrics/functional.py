@@ -2,7 +2,10 @@
 (`hf_mixup.metrics.classification_metrics` etc., on logits) and by the `evaluate` modules shipped
 in this package (`hf_mixup.metrics.load`, on probabilities).
 
-Every function takes float64 torch tensors (see `as_float64`) and returns a Python float.
+Every metric function takes float64 torch tensors (see `as_float64`) and returns a Python float.
+The `check_*` functions validate what a user hands the `evaluate` modules (probabilities, class ids,
+``k``) and raise a `ValueError` that says what to change; the Trainer's own route (on logits) does
+not go through them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ DEFAULT_N_BINS = 15
 DEFAULT_TOP_K = 5
 # Probabilities are clipped to [EPS, 1 - EPS] before taking logs, as scikit-learn's log_loss does.
 EPS = float(np.finfo(np.float64).eps)
+# How far a row of class probabilities may sum from 1 (absolute): float32 softmax outputs and rounded
+# scores pass, logits and sigmoid outputs do not.
+PROBABILITY_SUM_TOLERANCE = 1e-3
+_SHOWN_VALUES = 8
 
 
 def as_float64(values) -> torch.Tensor:
@@ -23,6 +30,127 @@ def as_float64(values) -> torch.Tensor:
 
 def as_class_ids(values) -> torch.Tensor:
     return torch.as_tensor(np.asarray(values)).long()
+
+
+def _shown(values: list[int]) -> str:
+    shown = ", ".join(str(v) for v in values[:_SHOWN_VALUES])
+    return shown + (f", ... ({len(values)} values in all)" if len(values) > _SHOWN_VALUES else "")
+
+
+def _check_matrix(scores: torch.Tensor, metric: str, what: str) -> None:
+    if scores.ndim != 2 or scores.shape[1] < 1:
+        raise ValueError(
+            f"{metric}: prediction_scores must be {what} of shape [N, C], one row per example, got shape "
+            f"{tuple(scores.shape)}"
+        )
+
+
+def check_class_ids(labels: torch.Tensor, num_classes: int, *, metric: str) -> None:
+    """Raise a `ValueError` unless every reference is a class id in ``0 .. num_classes - 1`` (the
+    columns of ``prediction_scores``); the message names the bad values and the first row holding one."""
+    bad = (labels < 0) | (labels >= num_classes)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        values = sorted(set(labels[bad].tolist()))
+        raise ValueError(
+            f"{metric}: references must be class ids in 0..{num_classes - 1} (prediction_scores has {num_classes} "
+            f"columns, one per class), got {_shown(values)} (first at row {first}): map the labels to "
+            f"0..{num_classes - 1}, drop rows without a label (e.g. -100), or give one score column per class"
+        )
+
+
+def _check_references(scores: torch.Tensor, labels: torch.Tensor, metric: str) -> None:
+    if labels.ndim != 1 or len(labels) != len(scores):
+        raise ValueError(
+            f"{metric}: references must be one class id per example ({len(scores)} rows of prediction_scores), "
+            f"got shape {tuple(labels.shape)}"
+        )
+
+
+def check_class_scores(scores: torch.Tensor, labels: torch.Tensor, *, metric: str) -> None:
+    """Raise a `ValueError` unless ``scores`` is ``[N, C]`` and ``labels`` are N class ids in ``0 .. C - 1``
+    (any real scores: for metrics that only rank them, such as top-k accuracy)."""
+    _check_matrix(scores, metric, "class scores")
+    _check_references(scores, labels, metric)
+    check_class_ids(labels, scores.shape[1], metric=metric)
+
+
+def check_class_probabilities(probs: torch.Tensor, labels: torch.Tensor | None = None, *, metric: str) -> None:
+    """Raise a `ValueError` unless ``probs`` ``[N, C]`` holds class probabilities, every value in
+    [0, 1] and every row summing to 1 within `PROBABILITY_SUM_TOLERANCE` (absolute), and ``labels``
+    (when given) are N class ids in ``0 .. C - 1``. The message names the first bad row and what it
+    looks like: logits (values outside [0, 1]: apply softmax) or scores that are not normalised."""
+    _check_matrix(probs, metric, "class probabilities")
+    if labels is not None:
+        _check_references(probs, labels, metric)
+    sums = probs.sum(dim=-1)
+    outside = ~((probs >= 0) & (probs <= 1)).all(dim=-1)  # NaN counts as outside
+    off = ~((sums - 1).abs() <= PROBABILITY_SUM_TOLERANCE)
+    bad = outside | off
+    if bool(bad.any()):
+        row = int(bad.nonzero()[0, 0])
+        problems = []
+        if bool(off[row]):
+            problems.append(f"sums to {float(sums[row]):.4g}")
+        if bool(outside[row]):
+            problems.append(
+                f"has values outside [0, 1] (min {float(probs[row].min()):.4g}, max {float(probs[row].max()):.4g})"
+            )
+        if bool(outside.any()):
+            hint = "these look like logits; apply softmax first"
+        else:
+            hint = (
+                "these are not probabilities over the classes (sigmoid outputs, or classes missing?); "
+                "apply softmax to the logits instead"
+            )
+        raise ValueError(
+            f"{metric}: prediction_scores row {row} {' and '.join(problems)} ({int(bad.sum())} of {len(probs)} rows "
+            f"are not class probabilities): {hint} (scipy.special.softmax(x, axis=-1) or torch.softmax(x, dim=-1)). "
+            f"Each row must be in [0, 1] and sum to 1 within {PROBABILITY_SUM_TOLERANCE:g}"
+        )
+    if labels is not None:
+        check_class_ids(labels, probs.shape[1], metric=metric)
+
+
+def check_label_probabilities(probs: torch.Tensor, targets: torch.Tensor, *, metric: str) -> None:
+    """Raise a `ValueError` unless ``probs`` ``[N, L]`` holds per-label (sigmoid) probabilities in
+    [0, 1] and ``targets`` has the same shape with values in [0, 1] (0/1, or soft targets)."""
+    _check_matrix(probs, metric, "per-label probabilities")
+    if tuple(targets.shape) != tuple(probs.shape):
+        raise ValueError(
+            f"{metric}: references must have the shape of prediction_scores, {tuple(probs.shape)} (one 0/1 target per "
+            f"example and label), got {tuple(targets.shape)}"
+        )
+    for name, values, hint in (
+        (
+            "prediction_scores",
+            probs,
+            "these look like logits; apply sigmoid first (scipy.special.expit(x) or torch.sigmoid(x))",
+        ),
+        ("references", targets, "targets are 0/1 per label (or soft targets in [0, 1])"),
+    ):
+        outside = ~((values >= 0) & (values <= 1)).all(dim=-1)
+        if bool(outside.any()):
+            row = int(outside.nonzero()[0, 0])
+            raise ValueError(
+                f"{metric}: {name} row {row} has values outside [0, 1] (min {float(values[row].min()):.4g}, max "
+                f"{float(values[row].max()):.4g}; {int(outside.sum())} of {len(values)} rows have such values): {hint}"
+            )
+
+
+def check_top_k(k: int, num_classes: int, *, metric: str = "top_k_accuracy") -> None:
+    """Raise a `ValueError` unless ``1 <= k < num_classes``: with ``k >= num_classes`` every example
+    counts as right, whatever the scores."""
+    if k < 1:
+        raise ValueError(f"{metric}: k must be a positive integer, got {k}")
+    if k >= num_classes:
+        smaller = max(num_classes - 1, 1)
+        raise ValueError(
+            f"{metric}: k={k} is not below the number of classes ({num_classes} columns in prediction_scores), so "
+            f"every example would count as right (top-{k} accuracy 1.0 whatever the scores): use k < {num_classes}, "
+            f'e.g. hf_mixup.metrics.load("top_k_accuracy", k={smaller}) or compute(..., k={smaller}), '
+            f"or report accuracy instead"
+        )
 
 
 def log_probs_from_probs(probs: torch.Tensor) -> torch.Tensor:
@@ -44,10 +172,9 @@ def accuracy(predicted: torch.Tensor, labels: torch.Tensor) -> float:
 def top_k_accuracy(scores: torch.Tensor, labels: torch.Tensor, k: int = DEFAULT_TOP_K) -> float:
     """Share of rows whose true class is among the ``k`` highest ``scores`` (``[N, C]``; logits,
     log-probabilities or probabilities: any increasing function of them gives the same answer).
-    ``k >= C`` is always right (1.0)."""
-    if k < 1:
-        raise ValueError(f"k must be a positive integer, got {k}")
-    top = scores.topk(min(int(k), scores.shape[-1]), dim=-1).indices
+    ``k`` must be in ``1 .. C - 1`` (`check_top_k`: ``k >= C`` would always be right)."""
+    check_top_k(int(k), scores.shape[-1])
+    top = scores.topk(int(k), dim=-1).indices
     return float((top == labels.long()[:, None]).any(dim=-1).double().mean())
 
 

@@ -18,9 +18,11 @@ calibration results (Thulasidasan et al. 2019) are usually quoted.
 
 _KWARGS_DESCRIPTION = """
 Args:
-    references (`list` of `int`): true class ids, shape [N].
-    prediction_scores (`list` of `list` of `float`): class probabilities, shape [N, C]; the top-1
-        confidence is the row maximum and the prediction its argmax.
+    references (`list` of `int`): true class ids in 0..C-1, shape [N].
+    prediction_scores (`list` of `list` of `float`): class probabilities, shape [N, C]: every value in
+        [0, 1], every row summing to 1 within 1e-3 (absolute); the top-1 confidence is the row maximum
+        and the prediction its argmax. Logits are refused with a ValueError: apply softmax first
+        (`scipy.special.softmax(x, axis=-1)` or `torch.softmax(x, dim=-1)`).
     n_bins (`int`, *optional*): number of confidence bins; defaults to the `n_bins` given to
         `hf_mixup.metrics.load("ece", n_bins=...)`, else 15.
 Returns:
@@ -66,5 +68,6 @@ class Ece(evaluate.Metric):
     def _compute(self, references, prediction_scores, n_bins=None):
         probs = functional.as_float64(prediction_scores)
         labels = functional.as_class_ids(references)
+        functional.check_class_probabilities(probs, labels, metric="ece")
         n_bins = self.n_bins if n_bins is None else int(n_bins)
         return {"ece": functional.expected_calibration_error(probs, labels, n_bins)}

@@ -15,8 +15,10 @@ Probabilities are clipped to [eps, 1 - eps] (float64 machine epsilon) for the BC
 
 _KWARGS_DESCRIPTION = """
 Args:
-    references (`list` of `list` of `float`): 0/1 targets, shape [N, L].
-    prediction_scores (`list` of `list` of `float`): per-label probabilities, shape [N, L].
+    references (`list` of `list` of `float`): 0/1 targets (or soft targets in [0, 1]), shape [N, L].
+    prediction_scores (`list` of `list` of `float`): per-label (sigmoid) probabilities in [0, 1], shape
+        [N, L]. Logits are refused with a ValueError: apply sigmoid first (`scipy.special.expit(x)` or
+        `torch.sigmoid(x)`).
 Returns:
     bce (`float`), exact_match (`float`), label_accuracy (`float`), micro_f1 (`float`).
 Examples:
@@ -52,5 +54,6 @@ class MultiLabel(evaluate.Metric):
         )
 
     def _compute(self, references, prediction_scores):
-        logits = functional.logits_from_probs(functional.as_float64(prediction_scores))
-        return functional.multi_label_scores(logits, functional.as_float64(references))
+        probs, targets = functional.as_float64(prediction_scores), functional.as_float64(references)
+        functional.check_label_probabilities(probs, targets, metric="multi_label")
+        return functional.multi_label_scores(functional.logits_from_probs(probs), targets)

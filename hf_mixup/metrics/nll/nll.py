@@ -14,8 +14,10 @@ one of the calibration results of Thulasidasan et al. (2019).
 
 _KWARGS_DESCRIPTION = """
 Args:
-    references (`list` of `int`): true class ids, shape [N].
-    prediction_scores (`list` of `list` of `float`): class probabilities, shape [N, C].
+    references (`list` of `int`): true class ids in 0..C-1, shape [N].
+    prediction_scores (`list` of `list` of `float`): class probabilities, shape [N, C]: every value in
+        [0, 1], every row summing to 1 within 1e-3 (absolute). Logits are refused with a ValueError:
+        apply softmax first (`scipy.special.softmax(x, axis=-1)` or `torch.softmax(x, dim=-1)`).
 Returns:
     nll (`float`): mean negative log-likelihood (natural log).
 Examples:
@@ -48,5 +50,6 @@ class Nll(evaluate.Metric):
         )
 
     def _compute(self, references, prediction_scores):
-        log_probs = functional.log_probs_from_probs(functional.as_float64(prediction_scores))
-        return {"nll": functional.nll(log_probs, functional.as_class_ids(references))}
+        probs, labels = functional.as_float64(prediction_scores), functional.as_class_ids(references)
+        functional.check_class_probabilities(probs, labels, metric="nll")
+        return {"nll": functional.nll(functional.log_probs_from_probs(probs), labels)}

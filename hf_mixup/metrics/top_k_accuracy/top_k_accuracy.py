@@ -7,16 +7,19 @@ from hf_mixup.metrics.module_info import PROBABILITY_INPUTS, metric_info
 
 _DESCRIPTION = """\
 Top-k accuracy: the share of examples whose true class is among the k classes with the highest
-predicted scores (ImageNet's top-5 accuracy with k = 5). k >= C counts every example as right.
-The result is named `top{k}_accuracy` (`top5_accuracy` by default), the name `MixupTrainer` logs.
+predicted scores (ImageNet's top-5 accuracy with k = 5). k must be below the number of classes C
+(k >= C would count every example as right, whatever the scores): a ValueError names k and C otherwise.
+Only the ranking of each row's scores counts, so probabilities, log-probabilities and logits give the
+same result. The result is named `top{k}_accuracy` (`top5_accuracy` by default), the name `MixupTrainer` logs.
 """
 
 _KWARGS_DESCRIPTION = """
 Args:
-    references (`list` of `int`): true class ids, shape [N].
-    prediction_scores (`list` of `list` of `float`): class scores (probabilities), shape [N, C].
-    k (`int`, *optional*): how many top classes count; defaults to the `k` given to
-        `hf_mixup.metrics.load("top_k_accuracy", k=...)`, else 5.
+    references (`list` of `int`): true class ids in 0..C-1, shape [N].
+    prediction_scores (`list` of `list` of `float`): class scores (probabilities; logits rank the same),
+        shape [N, C].
+    k (`int`, *optional*): how many top classes count, 1 <= k < C; defaults to the `k` given to
+        `hf_mixup.metrics.load("top_k_accuracy", k=...)`, else 5 (so give k < C for 5 classes or fewer).
 Returns:
     top{k}_accuracy (`float`): in [0, 1].
 Examples:
@@ -55,5 +58,7 @@ class TopKAccuracy(evaluate.Metric):
 
     def _compute(self, references, prediction_scores, k=None):
         k = self.k if k is None else int(k)
-        scores = functional.as_float64(prediction_scores)
-        return {f"top{k}_accuracy": functional.top_k_accuracy(scores, functional.as_class_ids(references), k)}
+        scores, labels = functional.as_float64(prediction_scores), functional.as_class_ids(references)
+        functional.check_class_scores(scores, labels, metric="top_k_accuracy")
+        functional.check_top_k(k, scores.shape[1])
+        return {f"top{k}_accuracy": functional.top_k_accuracy(scores, labels, k)}
