@@ -114,6 +114,16 @@ def test_curves_are_the_mean_over_pairs_whatever_the_batch(digits):
     assert between_examples(model, pixels, labels, num_pairs=3).lambdas == list(DEFAULT_LAMBDAS)
 
 
+def test_the_default_lam_grid_is_zero_to_one_in_tenths(digits):
+    """Figure 2's grid (scripts/analyze.py's --lambdas), as a literal: the default of between_examples."""
+    pixels, labels = digits
+    grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+    assert list(DEFAULT_LAMBDAS) == pytest.approx(grid, abs=1e-12) and len(DEFAULT_LAMBDAS) == 11
+    result = between_examples(linear_classifier(3 * 8 * 8, 10), pixels, labels, num_pairs=3)
+    assert result.lambdas == pytest.approx(grid, abs=1e-12) and len(result.lambdas) == 11
+    assert len(result.miss_rate) == len(result.grad_norm) == 11
+
+
 # --------------------------------------------------------------------------------------------- pairs
 
 

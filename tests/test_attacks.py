@@ -194,6 +194,33 @@ def test_other_dtypes_come_back_as_they_went_in(trained, digits):
     torch.testing.assert_close(adversarial.float(), fgsm(trained, x.float(), y, 0.1), rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("attack", [fgsm, partial(iterative_fgsm, steps=3)], ids=["fgsm", "ifgsm"])
+def test_half_precision_inputs_come_back_in_their_dtype(trained, digits, dtype, attack):
+    """A bf16 / fp16 model and input (mixed-precision evaluation): the adversarial images keep the dtype, stay in
+    the pixel range and the epsilon ball, and are the float32 attack's on the same rounded weights and images up to
+    the dtype's rounding; with mean / std too."""
+    model = copy.deepcopy(trained).to(dtype)
+    pixels, y = digits[2][:32].to(dtype), digits[3][:32]
+    epsilon = 0.1
+    resolution = float(torch.finfo(dtype).eps)  # spacing just below 1, the largest pixel
+    adversarial = attack(model, pixels, y, epsilon)
+    assert adversarial.dtype == dtype and adversarial.shape == pixels.shape and not adversarial.requires_grad
+    assert float(adversarial.min()) >= 0 and float(adversarial.max()) <= 1
+    assert float((adversarial.float() - pixels.float()).abs().max()) <= epsilon + 2 * resolution
+    expected = attack(copy.deepcopy(model).float(), pixels.float(), y, epsilon)
+    close = (adversarial.float() - expected).abs() <= 2 * resolution
+    assert float(close.float().mean()) > 0.9  # a gradient's sign may flip where it is near 0 in half precision
+    # Normalised inputs come back normalised, in the dtype. (Not compared with float32: in fp16, the input gradient
+    # of confidently classified examples can underflow to 0, and those pixels then do not move.)
+    inputs = (pixels - 0.5) / 0.25
+    normalised = attack(model, inputs, y, epsilon, mean=[0.5], std=[0.25])
+    assert normalised.dtype == dtype and normalised.shape == inputs.shape
+    raw = normalised.float() * 0.25 + 0.5
+    assert float(raw.min()) >= -4 * resolution and float(raw.max()) <= 1 + 4 * resolution
+    assert float((raw - pixels.float()).abs().max()) <= epsilon + 4 * resolution
+
+
 # --------------------------------------------------------------------------------------------- torchattacks
 
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from transformers import Trainer, TrainerCallback
 
 from hf_mixup import MixupArguments, MixupTrainer
-from hf_mixup.checkpoints import load_checkpoint_weights, read_state_dict
+from hf_mixup.checkpoints import has_full_weights, load_checkpoint_weights, read_state_dict
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +81,30 @@ def test_vit_resume_is_bit_identical(tmp_path, digits_dataset):
     resumed = trainer("resumed")
     assert any(not torch.equal(a, b) for a, b in zip(full.model.parameters(), resumed.model.parameters()))
     resumed.train(resume_from_checkpoint=str(tmp_path / "full" / "checkpoint-4"))
+    assert resumed.state.global_step == 8
+    assert_same_weights(weights(full.model), weights(resumed.model))
+
+
+def test_resume_from_a_sharded_checkpoint_is_bit_identical(tmp_path, digits_dataset):
+    """A checkpoint with only `model.safetensors.index.json` and its shards (what save_pretrained writes for a
+    large model) holds the full weights: resuming loads them through MixupTrainer's exact loading."""
+    def trainer(name):
+        return MixupTrainer(model=hf_vit(), args=make_args(tmp_path, name), train_dataset=digits_dataset)
+
+    full = trainer("full")
+    full.train()
+    checkpoint = tmp_path / "full" / "checkpoint-4"
+    at_step_4 = hf_vit()
+    load_checkpoint_weights(at_step_4, str(checkpoint))
+    (checkpoint / "model.safetensors").unlink()
+    at_step_4.save_pretrained(checkpoint, max_shard_size="20KB")
+    assert not (checkpoint / "model.safetensors").exists()
+    assert (checkpoint / "model.safetensors.index.json").is_file()
+    assert len(list(checkpoint.glob("model-*.safetensors"))) > 1
+    assert has_full_weights(str(checkpoint))
+
+    resumed = trainer("resumed")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
     assert resumed.state.global_step == 8
     assert_same_weights(weights(full.model), weights(resumed.model))
 

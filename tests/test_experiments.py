@@ -42,6 +42,33 @@ def test_cells_are_recorded_and_skipped_on_restart(tmp_path):
     assert calls == [("erm", 1)]  # another config: the recorded cell does not count
 
 
+def test_cells_no_longer_done_or_recorded_under_another_config_run_again(tmp_path):
+    state = tmp_path / "grid.json"
+    calls = []
+    run_grid(recorder(calls), ["erm", "mixup"], [1], state_file=str(state), config={"epochs": 3})
+    assert sorted(calls) == [("erm", 1), ("mixup", 1)]
+
+    # still_done says no for one recorded cell (e.g. its run folder is gone): that cell alone runs again
+    calls.clear()
+    outcome = run_grid(recorder(calls), ["erm", "mixup"], [1], state_file=str(state), config={"epochs": 3},
+                       still_done=lambda method, seed: method != "mixup")
+    assert calls == [("mixup", 1)] and outcome.reused == 1
+
+    # a recorded config against none (config=None is {}): every cell runs again, and is recorded without it
+    calls.clear()
+    outcome = run_grid(recorder(calls), ["erm", "mixup"], [1], state_file=str(state))
+    assert sorted(calls) == [("erm", 1), ("mixup", 1)] and outcome.reused == 0
+    assert all(cell["config"] == {} for cell in json.loads(state.read_text())["cells"].values())
+
+    # and back: cells recorded under no config do not count for a grid with one
+    calls.clear()
+    run_grid(recorder(calls), ["erm"], [1], state_file=str(state), config={"epochs": 3})
+    assert calls == [("erm", 1)]
+    calls.clear()
+    run_grid(recorder(calls), ["erm"], [1], state_file=str(state), config={"epochs": 3})
+    assert calls == []  # the same config and still done: reused
+
+
 def test_a_failing_cell_keeps_the_cells_finished_before_it(tmp_path):
     state = tmp_path / "grid.json"
     calls = []

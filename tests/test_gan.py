@@ -282,6 +282,16 @@ def test_bad_settings_name_the_field(tmp_path, field, value, message):
         small_args(tmp_path, **{field: value})
 
 
+def test_the_released_codes_five_discriminator_steps_are_the_default(tmp_path):
+    """scripts/reproduce_gan.py runs scripts/gan.py without --d_steps: the default must stay the released
+    code's 5, as a literal, for the dataclass and for scripts/gan.py's flag."""
+    from transformers import HfArgumentParser
+
+    assert gan.GanArguments(output_dir=str(tmp_path)).d_steps == 5
+    (parsed,) = HfArgumentParser(gan.GanArguments).parse_args_into_dataclasses(["--output_dir", str(tmp_path)])
+    assert parsed.d_steps == 5
+
+
 def test_beta_and_a_uniform_m_are_not_both_taken(tmp_path):
     with pytest.raises(ValueError, match="set one of them"):
         small_args(tmp_path, mixup_alpha=0.2, mixup_max=0.5)

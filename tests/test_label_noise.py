@@ -235,6 +235,45 @@ def test_callback_logs_every_epoch_and_at_the_end_with_best_and_last_test_error(
         MemorisationCallback(trainer, data.remove_columns("clean_label"))
 
 
+def test_with_load_best_model_at_end_the_final_figures_are_the_best_models(tmp_path):
+    """The lookup model predicts PREDICTED in epoch 1 and, with its scale set to -5 in epoch 2, class 0 (1 where
+    PREDICTED is 0) for every row: every training label wrong, and a worse evaluation. The best checkpoint (epoch
+    1) is loaded at the end, and the final memorisation figures are its own, not the last epoch's."""
+    from transformers import TrainerCallback
+
+    from hf_mixup import MixupTrainer
+
+    class ScalePerEpoch(TrainerCallback):
+        def __init__(self, scales):
+            self.scales = iter(scales)
+
+        def on_epoch_begin(self, args, state, control, model=None, **kwargs):
+            with torch.no_grad():
+                model.scale.fill_(next(self.scales))
+
+    data = lookup_dataset()
+    trainer = MixupTrainer(
+        model=lookup_model(),
+        args=mixup_args(tmp_path, num_train_epochs=2, per_device_train_batch_size=4, learning_rate=0.0,
+                        eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+                        metric_for_best_model="accuracy", remove_unused_columns=False),
+        train_dataset=data,
+        eval_dataset=data,
+        callbacks=[ScalePerEpoch([5.0, -5.0])],
+    )
+    callback = MemorisationCallback(trainer, data, every_epoch=True)
+    trainer.add_callback(callback)
+    trainer.train()
+    last_epoch = {"train_error_real": 1.0, "train_error_corrupted": 1.0, "train_corrupted_fraction": 5 / 12}
+    assert [{k: row[k] for k in EXPECTED} for row in callback.history] == [pytest.approx(EXPECTED), last_epoch]
+    assert trainer.state.best_model_checkpoint == str(tmp_path / "checkpoint-3")
+    assert trainer.model.scale.item() == 5.0  # the best model is the one in the trainer now
+    # final: the loaded best model's figures; test errors: last (epoch 2: 12 of 12 wrong) and best (5 of 12)
+    assert callback.final == pytest.approx({**EXPECTED, "test_error": 1.0, "best_test_error": 5 / 12})
+    logged = [h for h in trainer.state.log_history if "train_error_real" in h]
+    assert {k: logged[-1][k] for k in EXPECTED} == pytest.approx(EXPECTED)  # and logged
+
+
 def test_best_and_last_test_error_from_the_log_history():
     history = [
         {"loss": 2.0, "step": 1},

@@ -161,6 +161,18 @@ def test_nll_matches_sklearn_log_loss():
     assert nll.compute(references=[0, 1], prediction_scores=[[0.5, 0.5], [0.5, 0.5]])["nll"] == pytest.approx(np.log(2))
 
 
+def test_nll_of_a_zero_probability_on_the_true_class_is_sklearns_clipped_log_loss():
+    """p = 0 on the true class: log is taken of eps (float64 machine epsilon), as scikit-learn clips, not -inf."""
+    references = [0, 1, 2]
+    probs = [[0.0, 1.0, 0.0], [0.5, 0.0, 0.5], [0.2, 0.0, 0.8]]  # rows 0 and 1 give 0 to the true class
+    expected = skm.log_loss(references, probs, labels=range(3))
+    eps = np.finfo(np.float64).eps
+    assert expected == pytest.approx(-(np.log(eps) + np.log(eps) + np.log(0.8)) / 3, rel=1e-12)  # 24.16...
+    got = metrics.load("nll", keep_in_memory=True).compute(references=references, prediction_scores=probs)["nll"]
+    assert np.isfinite(got)
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
 def test_regression_matches_sklearn_on_multi_output_data():
     rng = np.random.default_rng(1)
     # Outputs on very different scales: averaging R^2 over outputs differs from pooling them.
