@@ -216,15 +216,18 @@ def staging_parent(run_dir: str, name: str) -> str:
 
 def remove_partial_checkpoints(run_dir: str) -> list[str]:
     """Remove what an interrupted save or rotation left in ``run_dir`` (hidden ``.partial-*``, ``.deleting-*``
-    and ``.previous-*`` folders); the names removed."""
+    and ``.previous-*`` folders and files); the names removed."""
     import shutil
 
     if not os.path.isdir(run_dir):
         return []
-    removed = sorted(name for name in os.listdir(run_dir)
-                     if name.startswith(LEFTOVER_PREFIXES) and os.path.isdir(os.path.join(run_dir, name)))
+    removed = sorted(name for name in os.listdir(run_dir) if name.startswith(LEFTOVER_PREFIXES))
     for name in removed:
-        shutil.rmtree(os.path.join(run_dir, name), ignore_errors=True)
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.remove(path)
     return removed
 
 

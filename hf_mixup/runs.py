@@ -93,8 +93,10 @@ def read_run_settings(folder: str) -> dict[str, Any] | None:
 def write_run_settings(folder: str, record: dict[str, Any]) -> None:
     """Write ``record`` into ``folder`` atomically (a temporary file renamed into place)."""
     os.makedirs(folder, exist_ok=True)
+    from .checkpoints import PARTIAL_PREFIX
+
     path = os.path.join(folder, RUN_SETTINGS_NAME)
-    temporary = f"{path}.tmp{os.getpid()}"
+    temporary = os.path.join(folder, f"{PARTIAL_PREFIX}{RUN_SETTINGS_NAME}.{os.getpid()}")  # cleared if left behind
     with open(temporary, "w") as f:
         json.dump(record, f, indent=2, sort_keys=True)
         f.write("\n")
