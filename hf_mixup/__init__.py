@@ -7,7 +7,7 @@ trainer = MixupTrainer(model=model, args=args, train_dataset=train, eval_dataset
 ```
 """
 
-from . import models  # noqa: F401  (registers the CIFAR models with timm)
+from . import models  # noqa: F401  (registers the models with transformers, the CIFAR ones with timm once it is imported)
 from .arguments import MixupArguments
 from .collator import DataCollatorForMixup
 from .losses import mixup_cross_entropy, soft_target_cross_entropy

@@ -4,6 +4,7 @@ sys.path, and the wheel ships every subpackage."""
 from __future__ import annotations
 
 import ast
+import re
 import tomllib
 from pathlib import Path
 
@@ -74,7 +75,60 @@ def test_every_declared_lower_bound_is_the_tested_version():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = project["dependencies"] + [r for extra in project["optional-dependencies"].values() for r in extra]
     for requirement in requirements:
+        if requirement.startswith("hf_mixup["):  # another extra of this project (checked below)
+            continue
         match = re.fullmatch(r"([A-Za-z0-9_.-]+)>=([0-9.]+)(,<[0-9.]+)?", requirement)
         assert match, f"{requirement!r}: declare a lower bound (the tested version), optionally an upper one"
         name = re.sub(r"[-_.]+", "-", match[1]).lower()
         assert pins.get(name) == match[2], f"{requirement!r}: constraints.txt tests {name}=={pins.get(name)}"
+
+
+def _extras() -> dict[str, list[str]]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+
+
+def _expand(extra: str, extras: dict[str, list[str]]) -> set[str]:
+    """The requirements ``extra`` installs, following ``hf_mixup[...]`` references to other extras."""
+    import re
+
+    out = set()
+    for requirement in extras[extra]:
+        if requirement.startswith("hf_mixup["):
+            for name in requirement[len("hf_mixup["):-1].split(","):
+                assert name.strip() in extras, f"{extra} names the extra {name.strip()!r}, which pyproject does not define"
+                out |= _expand(name.strip(), extras)
+        else:
+            out.add(re.split(r"[<>=\[]", requirement)[0].lower().replace("_", "-"))
+    return out
+
+
+def test_the_core_is_what_the_trainer_needs_and_dev_installs_every_extra():
+    """A light install: the hard dependencies are MixupTrainer's, every other one is an extra, and `dev`
+    (what CI installs) holds every extra, so the whole suite runs against all of them."""
+    import re
+
+    core = {re.split(r"[<>=]", r)[0].lower().replace("_", "-")
+            for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    assert core == {"torch", "transformers", "accelerate", "huggingface-hub", "safetensors", "jinja2"}
+    extras = _extras()
+    everything = set().union(*(_expand(name, extras) for name in extras))
+    assert everything - _expand("dev", extras) == set(), "dev must install every extra"
+    for heavy in ("datasets", "pandas", "timm", "torchvision", "evaluate", "scikit-learn", "matplotlib", "tensorboard"):
+        assert heavy not in core and heavy in everything
+
+
+def test_every_extra_the_code_names_is_declared():
+    """`hf_mixup._extras` (the messages "pip install 'hf_mixup[<extra>]'") names only extras that exist and
+    that install the modules it checks for."""
+    from hf_mixup._extras import DISTRIBUTIONS, EXTRA_MODULES
+
+    extras = _extras()
+    for extra, modules in EXTRA_MODULES.items():
+        assert extra in extras, f"hf_mixup._extras names the extra {extra!r}, which pyproject does not define"
+        installed = _expand(extra, extras)
+        for module in modules:
+            assert DISTRIBUTIONS.get(module, module) in installed, f"the extra {extra!r} does not install {module}"
+    for path in PACKAGE.rglob("*.py"):
+        for name in set(re.findall(r"hf_mixup\[([a-z_,]+)\]", path.read_text())):
+            for extra in name.split(","):
+                assert extra in extras, f"{path.relative_to(ROOT)} tells users to install hf_mixup[{extra}]"

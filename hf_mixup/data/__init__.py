@@ -6,24 +6,19 @@ features, the synthetic keyword set and table preprocessing.
 - `audio`: the paper's log spectrograms (`SpectrogramFeatureExtractor`) and waveform decoding
 - `speech_commands`: a synthetic `google/speech_commands`-schema set spoken by espeak-ng
 - `tabular`: `TabularPreprocessor` (kept with the checkpoint) and `TensorTable`
+
+The names below come from `loading`, which needs `datasets` (``pip install 'hf_mixup[train]'``); it is
+imported on first access, so `import hf_mixup` (which loads `audio` and `tabular` for the Auto classes)
+does not import `datasets`.
 """
 
-from .loading import (
-    FASHION_MNIST_CLASSES,
-    FASHION_MNIST_DIR,
-    OFFLINE_DATASETS,
-    TABULAR_DATASETS,
-    class_names,
-    find_column,
-    load_any_dataset,
-    load_digits_dataset,
-    load_fashion_mnist,
-    prepared_fashion_mnist,
-    register_offline_dataset,
-    save_dataset,
-)
+from __future__ import annotations
 
-__all__ = [
+import importlib
+
+from .._extras import require
+
+_LOADING_NAMES = (
     "FASHION_MNIST_CLASSES",
     "FASHION_MNIST_DIR",
     "OFFLINE_DATASETS",
@@ -36,4 +31,18 @@ __all__ = [
     "prepared_fashion_mnist",
     "register_offline_dataset",
     "save_dataset",
-]
+)
+
+
+def __getattr__(name: str):
+    if name in _LOADING_NAMES:
+        require("datasets", "train", "hf_mixup.data")
+        return getattr(importlib.import_module(".loading", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LOADING_NAMES))
+
+
+__all__ = list(_LOADING_NAMES)

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from transformers import BatchFeature, SequenceFeatureExtractor
 
+from .._extras import require
+
 
 class SpectrogramFeatureExtractor(SequenceFeatureExtractor):
     r"""
@@ -93,7 +95,7 @@ class SpectrogramFeatureExtractor(SequenceFeatureExtractor):
                     f"the audio is sampled at {rate} Hz but this extractor expects {self.sampling_rate} Hz: resample it "
                     "(datasets: .cast_column('audio', Audio(sampling_rate=16000))) or pass resample=True"
                 )
-            from scipy.signal import resample_poly
+            resample_poly = require("scipy.signal", "audio", "resampling audio").resample_poly
 
             g = math.gcd(rate, self.sampling_rate)
             clips = [resample_poly(c.astype(np.float64), self.sampling_rate // g, rate // g) for c in clips]

@@ -15,7 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torchvision.transforms import InterpolationMode, v2
+
+from .._extras import require
+
+require("torchvision", "vision", "hf_mixup.data.images")  # before the import below: a missing extra is named
+
+from torchvision.transforms import InterpolationMode, v2  # noqa: E402
 
 AUGMENTATIONS = ("none", "cifar", "imagenet")
 EVAL_CROP_PCT = {"none": 1.0, "cifar": 1.0, "imagenet": 0.875}

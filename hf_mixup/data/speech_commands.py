@@ -16,6 +16,8 @@ import subprocess
 
 import numpy as np
 
+from .._extras import require
+
 # Label order of google/speech_commands v0.01 on the Hub: the 30 words, then _silence_.
 SPEECH_COMMANDS_LABELS = [
     "yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
@@ -103,6 +105,7 @@ def build_speech_commands(
     Each speaker says every word ``utterances`` times (new speed, pitch, place and noise each time) and
     contributes as many `_silence_` clips. Clips: 31 x speakers x utterances.
     """
+    require("datasets", "train", "the synthetic keyword set")
     from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Value
     from tqdm.auto import tqdm
 

@@ -24,6 +24,8 @@ import torch
 from transformers import BatchFeature
 from transformers.feature_extraction_utils import FeatureExtractionMixin
 
+from .._extras import require
+
 CLASSIFICATION = "single_label_classification"
 REGRESSION = "regression"
 MULTI_LABEL = "multi_label_classification"
@@ -34,7 +36,7 @@ MISSING = ("error", "mean")
 def to_frame(rows: Any):
     """A pandas DataFrame from a DataFrame, a datasets ``Dataset``, one row as a dict of scalars, a dict
     of columns, or a list of row dicts."""
-    import pandas as pd
+    pd = require("pandas", "tabular", "hf_mixup's table preprocessing")
 
     if isinstance(rows, pd.DataFrame):
         frame = rows
@@ -325,6 +327,7 @@ class TensorTable(torch.utils.data.Dataset):
 def split_table(frame, label_column: str | None, test_fraction: float, seed: int, stratify: bool = True):
     """(train, test) row frames: a split fixed by ``seed``, stratified by ``label_column`` when asked
     (classification), with every class on both sides where the class has at least two rows."""
+    require("sklearn", "tabular", "split_table")
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < test_fraction < 1.0:

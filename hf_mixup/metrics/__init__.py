@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._extras import require
 from . import functional
 from .functional import expected_calibration_error  # noqa: F401  (public, as before)
 
@@ -105,7 +106,7 @@ def load(name: str, **kwargs):
     ``experiment_id``, ...) and to the module: ``k`` for ``top_k_accuracy`` (default 5), ``n_bins``
     for ``ece`` (default 15)."""
     path = metric_path(name)
-    import evaluate
+    evaluate = require("evaluate", "metrics", "hf_mixup.metrics.load")
     from evaluate import config as evaluate_config
 
     # A local path never reaches the network; offline mode makes sure of it while loading.
@@ -182,6 +183,7 @@ def classification_evaluator(task: str = "image-classification", with_scores: bo
     """
     if task not in _EVALUATOR_TASKS:
         raise ValueError(f"unsupported task {task!r}; supported: {', '.join(_EVALUATOR_TASKS)}")
+    require("evaluate", "metrics", "classification_evaluator")
     from evaluate.evaluator import AudioClassificationEvaluator, ImageClassificationEvaluator
 
     base = ImageClassificationEvaluator if task == "image-classification" else AudioClassificationEvaluator
