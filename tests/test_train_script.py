@@ -87,7 +87,17 @@ def test_rerun_resumes_from_the_last_checkpoint(tmp_path):
     out = str(tmp_path / "run")
     common = SMALL + ["--output_dir", out, "--save_strategy", "steps", "--save_steps", "2", "--eval_strategy", "no",
                       "--logging_steps", "1"]
-    train.main(common + ["--max_steps", "2"])
+    from transformers import TrainerCallback
+
+    class StopAfterTwo(TrainerCallback):  # the first run stops after checkpoint-2, as an interrupted one would
+        def on_step_end(self, args, state, control, **kwargs):
+            control.should_training_stop = state.global_step >= 2
+
+    model_args, data_args, args = train.parse_args(common + ["--max_steps", "4"])
+    first, _, _ = train.build_trainer(model_args, data_args, args)
+    first.add_callback(StopAfterTwo())
+    first.train()
+    assert first.state.global_step == 2 and os.path.isdir(os.path.join(out, "checkpoint-2"))
     model_args, data_args, args = train.parse_args(common + ["--max_steps", "4"])
     trainer, _, _ = train.build_trainer(model_args, data_args, args)
     train.run_training(trainer, args)
