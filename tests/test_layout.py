@@ -132,3 +132,20 @@ def test_every_extra_the_code_names_is_declared():
         for name in set(re.findall(r"hf_mixup\[([a-z_,]+)\]", path.read_text())):
             for extra in name.split(","):
                 assert extra in extras, f"{path.relative_to(ROOT)} tells users to install hf_mixup[{extra}]"
+
+
+def markdown_anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings: lower case, punctuation dropped, spaces as hyphens."""
+    headings = re.findall(r"^#+ (.+)$", path.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+
+
+def test_the_readme_front_page_is_short_and_its_docs_links_resolve():
+    readme = ROOT / "README.md"
+    assert readme.stat().st_size <= 12 * 1024, "README.md over 12 KB: move detail to docs/ (tables: docs/reproductions.md)"
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#([^)\s]+))?\)", readme.read_text())
+    assert links, "the README links to no page of docs/"
+    for target, anchor in links:
+        assert (ROOT / target).is_file(), f"README.md links to {target}, which does not exist"
+        if anchor:
+            assert anchor in markdown_anchors(ROOT / target), f"README.md links to {target}#{anchor}: no such heading"

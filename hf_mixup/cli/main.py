@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "train": "train a model with mixup (or ERM) through MixupTrainer; `hf-mixup train --help` lists the flags",
     "publish": "push an ERM/mixup pair of runs to the Hub with cards that compare them (`hf-mixup publish --help`)",
+    "recipes": "list the paper's recipes, one line each; `hf-mixup train NAME` trains with one from any folder",
 }
 
 
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
         description="mixup (Zhang et al., ICLR 2018) inside the Hugging Face Trainer.",
         epilog="\n".join(f"  {name:8s}{text}" for name, text in COMMANDS.items()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        usage="hf-mixup {train,publish} ...",
+        usage="hf-mixup {train,publish,recipes} ...",
     )
     parser.add_argument("command", choices=list(COMMANDS), help="what to do")
     if not argv or argv[0] in ("-h", "--help"):
@@ -30,9 +31,20 @@ def main(argv: list[str] | None = None) -> int:
         from . import publish
 
         return publish.main(argv[1:], prog="hf-mixup publish")
-    from . import train
+    if argv[0] == "recipes":
+        from . import recipes
 
-    return train.run(argv[1:], prog="hf-mixup train")
+        return recipes.main(argv[1:], prog="hf-mixup recipes")
+    from .._extras import MissingExtraError, require_extra
+
+    try:  # a missing extra is one line and exit 2, checked before anything imports it
+        require_extra("train", "hf-mixup train")
+        from . import train
+
+        return train.run(argv[1:], prog="hf-mixup train")
+    except MissingExtraError as error:
+        print(error, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

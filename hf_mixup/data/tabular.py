@@ -64,6 +64,24 @@ def _is_numeric(series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
+def _label_order(column: str):
+    """Sort key of class values: numbers or strings, not both (a column holding both is a mistake in the data:
+    `1` and `"1"` would be two classes)."""
+    kinds: set[str] = set()
+
+    def key(value):
+        kind = "text" if isinstance(value, str) else "number"
+        kinds.add(kind)
+        if len(kinds) > 1:
+            raise ValueError(
+                f"label column {column!r} mixes numbers and strings (e.g. {value!r}): give every label as a number or "
+                "every label as a string (the class names), in every file and split"
+            )
+        return value
+
+    return key
+
+
 def _category(value: Any) -> str | None:
     """A value as the text that names its category or class: the same text whether the column holds
     ints, or floats because a gap made pandas upcast it (1 and 1.0 are both "1")."""
@@ -187,7 +205,7 @@ class TabularPreprocessor(FeatureExtractionMixin):
             if label_names is not None:
                 processor.label_names = [str(n) for n in label_names]
             else:
-                processor.label_names = [_category(v) for v in sorted(column.unique().tolist())]
+                processor.label_names = [_category(v) for v in sorted(column.unique().tolist(), key=_label_order(labels[0]))]
         elif task == REGRESSION:
             target = frame[labels[0]].astype("float64")
             if target.isna().any():

@@ -3,7 +3,7 @@ each other.
 
 Names follow ``<namespace>/<model>-<dataset>-mixup`` and ``<namespace>/<model>-<dataset>-erm``. A run
 folder is what ``scripts/train.py`` writes (weights, ``config.json``, the preprocessing, results,
-``trainer_state.json``, ``training_args.bin``). Publishing renders the card (and the training-curve
+``trainer_state.json``, ``run_settings.json``). Publishing renders the card (and the training-curve
 plot) into the run folder first, then uploads the files a user needs and nothing else (no
 intermediate checkpoints, no optimizer state). A push that fails leaves the folder as it was, and says
 what went wrong; a successful push is recorded in ``.hf_mixup_published.json``, so a retry of a run
@@ -71,7 +71,7 @@ class Run:
     def needs_hf_mixup(self) -> bool:
         if str(self.config.get("model_type", "")).startswith("hf_mixup"):
             return True
-        from ..models.cifar import MODEL_NAMES
+        from ..models import CIFAR_MODEL_NAMES as MODEL_NAMES
 
         return self.config.get("architecture") in MODEL_NAMES
 
@@ -82,13 +82,15 @@ def _slug(text: str) -> str:
 
 
 def load_run(path: str | os.PathLike) -> Run:
-    """Read a run folder written by ``scripts/train.py``; a clear error names what is missing."""
-    import torch
+    """Read a run folder written by ``scripts/train.py``; a clear error names what is missing. The settings come
+    from the run's ``run_settings.json``: nothing in the folder is unpickled (``training_args.bin`` is never
+    loaded), so a folder from someone else cannot run code."""
+    from ..runs import RUN_SETTINGS_NAME, RecordedArguments, read_run_settings
 
     path = os.fspath(path)
     if not os.path.isdir(path):
         raise ValueError(f"{path} is not a folder: give the output_dir of a finished scripts/train.py run")
-    needed = ["config.json", "training_args.bin", CARD_SETTINGS_FILE]
+    needed = ["config.json", RUN_SETTINGS_NAME, CARD_SETTINGS_FILE]
     missing = [name for name in needed if not os.path.isfile(os.path.join(path, name))]
     if not any(name.endswith(".safetensors") for name in os.listdir(path)):
         missing.append("model.safetensors")
@@ -101,8 +103,7 @@ def load_run(path: str | os.PathLike) -> Run:
         config = json.load(f)
     with open(os.path.join(path, CARD_SETTINGS_FILE)) as f:
         settings = json.load(f)
-    # training_args.bin is the Trainer's pickle of MixupArguments: only load folders you trust.
-    args = torch.load(os.path.join(path, "training_args.bin"), weights_only=False)
+    args = RecordedArguments(read_run_settings(path))
     metrics = dict(settings.get("metrics") or {})
     results = os.path.join(path, "test_results.json")
     if not metrics and os.path.isfile(results):
