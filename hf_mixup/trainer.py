@@ -323,10 +323,12 @@ class MixupTrainer(Trainer):
     def _knn_inputs(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
         """Every example's model inputs (its floating-point inputs, flattened and joined) and class id, in
         dataset order, collated as the training loader collates them."""
-        import datasets
+        import sys
+
         from torch.utils.data import DataLoader
 
-        if isinstance(dataset, datasets.Dataset):
+        datasets = sys.modules.get("datasets")  # not installed, or never imported: not a datasets.Dataset
+        if datasets is not None and isinstance(dataset, datasets.Dataset):
             data, collate = self._remove_unused_columns(dataset, description="knn"), self.data_collator
         else:
             data, collate = dataset, self._get_collator_with_removed_columns(self.data_collator, description="knn")
