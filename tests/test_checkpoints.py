@@ -150,7 +150,7 @@ def test_resume_from_a_checkpoint_with_a_renamed_key_raises(tmp_path, digits_dat
     full.train()
     checkpoint = str(tmp_path / "full" / "checkpoint-4")
     rename_key(checkpoint, "classifier.weight", "classifier.kernel")
-    resumed = MixupTrainer(model=hf_vit(), args=make_args(tmp_path, "resumed"), train_dataset=digits_dataset)
+    resumed = MixupTrainer(model=hf_vit(), args=make_args(tmp_path, "resumed", max_steps=4), train_dataset=digits_dataset)
     with pytest.raises(ValueError, match=r"missing from the checkpoint \(1\): classifier\.weight") as error:
         resumed.train(resume_from_checkpoint=checkpoint)
     assert "unexpected in the checkpoint (1): classifier.kernel" in str(error.value)
