@@ -6,24 +6,36 @@ example is mixed with one of its k nearest training examples rather than with a 
   in blocks of rows so that memory stays bounded;
 - :class:`PartnerDataset` wraps a training set so that each example comes with a partner drawn uniformly
   from its neighbours, under ``partner_<key>`` keys. The draw is a function of (seed, epoch, index) alone,
-  so it is the same in the main process and in DataLoader workers, on every rank, and after a resume.
+  so it is the same in the main process and in DataLoader workers, on every rank, and after a resume;
+- :func:`knn_partner_dataset` builds that dataset for a `MixupTrainer`: it gathers the model inputs as the
+  training loader collates them (:func:`knn_inputs`) and finds the neighbours once, cached on disk
+  (:func:`cached_neighbours`, under :func:`knn_cache_dir`).
 
-Torch only: the trainer gathers the inputs and caches the neighbours (see `MixupTrainer`).
+Torch and the engine only (huggingface_hub for the default cache folder, tqdm for the progress bar).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import hashlib
+import os
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
-from .mixing import derive_seed
+from .mixing import derive_seed, select_input_keys
 
-__all__ = ["PARTNER_PREFIX", "KNN_SCOPES", "PartnerDataset", "nearest_neighbours"]
+__all__ = [
+    "PARTNER_PREFIX", "KNN_SCOPES", "PartnerDataset", "nearest_neighbours", "knn_cache_dir", "neighbour_cache_key",
+    "cached_neighbours", "knn_inputs", "knn_partner_dataset",
+]
 
 PARTNER_PREFIX = "partner_"
 KNN_SCOPES = ("all", "same_class")
+# Salt of the partner draw's seed (derived from `args.seed`), so it differs from the mixer's.
+PARTNER_SEED_SALT = 0x6B6E6E
 
 
 def _block_neighbours(
@@ -135,3 +147,103 @@ class PartnerDataset(torch.utils.data.Dataset):
         out.update({PARTNER_PREFIX + key: value for key, value in partner.items()})
         out[PARTNER_PREFIX + "index"] = partner_index
         return out
+
+
+# -- building the partners of a MixupTrainer's training set ------------------------------------------
+
+
+def knn_cache_dir() -> str:
+    """Where nearest-neighbour indices are cached: ``$HF_MIXUP_CACHE`` or ``$HF_HOME/hf_mixup/knn``."""
+    if os.environ.get("HF_MIXUP_CACHE"):
+        return os.environ["HF_MIXUP_CACHE"]
+    from huggingface_hub import constants
+
+    return os.path.join(constants.HF_HOME, "hf_mixup", "knn")
+
+
+def neighbour_cache_key(features: torch.Tensor, labels: torch.Tensor, k: int, scope: str) -> str:
+    """The cache file name (a hex digest) of the neighbours of ``features`` ``[N, D]`` with class ids ``labels``
+    ``[N]``: everything the search depends on (the inputs, the labels, ``k`` and the scope)."""
+    digest = hashlib.sha1()
+    digest.update(features.numpy().tobytes())
+    digest.update(labels.numpy().tobytes())
+    digest.update(f"{k}/{scope}/{tuple(features.shape)}".encode())
+    return digest.hexdigest()
+
+
+def cached_neighbours(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    k: int,
+    scope: str,
+    *,
+    cache_dir: str | None = None,
+    main_process_first: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+    is_main_process: bool = True,
+    progress: bool = False,
+) -> torch.Tensor:
+    """:func:`nearest_neighbours` of ``features``, read from ``cache_dir`` (default :func:`knn_cache_dir`) when
+    found there under :func:`neighbour_cache_key`, else computed and written there (atomically, by the main
+    process). ``main_process_first`` (e.g. `Accelerator.main_process_first`) lets the main process compute
+    first, so the other ranks read its file."""
+    cache = os.path.join(cache_dir or knn_cache_dir(), f"{neighbour_cache_key(features, labels, k, scope)}.pt")
+    with main_process_first():
+        neighbours = torch.load(cache, weights_only=True) if os.path.isfile(cache) else None
+        if neighbours is None or tuple(neighbours.shape) != (len(features), k):
+            neighbours = nearest_neighbours(features, k, labels=labels, scope=scope, progress=progress)
+            if is_main_process:
+                os.makedirs(os.path.dirname(cache), exist_ok=True)
+                torch.save(neighbours, f"{cache}.tmp{os.getpid()}")
+                os.replace(f"{cache}.tmp{os.getpid()}", cache)
+    return neighbours
+
+
+def knn_inputs(data, collate: Callable, label_key: str = "labels") -> tuple[torch.Tensor, torch.Tensor]:
+    """Every example's model inputs (its floating-point inputs, flattened and joined: ``[N, D]`` float32) and
+    class id (``[N]``), in the order of ``data``, collated by ``collate`` as the training loader collates them.
+    Raises `ValueError` for inputs that differ each time an example is loaded (random augmentation), labels
+    that are not one class id per example, and an empty ``data``."""
+    from torch.utils.data import DataLoader
+
+    # Neighbours of randomly augmented inputs would differ from run to run (and from rank to rank).
+    probe = [data[i] for i in range(min(8, len(data)))]
+    first, again = collate(probe), collate([data[i] for i in range(len(probe))])
+    for key in select_input_keys(first, len(probe), label_key=label_key) if probe else []:
+        if not torch.equal(first[key], again[key]):
+            raise ValueError(
+                f"mixup_partner='knn' finds neighbours on the training inputs, but {key!r} differs each time an "
+                "example is loaded (random augmentation): train without random augmentation for this ablation"
+            )
+    features, labels = [], []
+    for batch in DataLoader(data, batch_size=256, shuffle=False, collate_fn=collate):
+        y = batch.get(label_key, batch.get("label"))
+        if y is None or torch.is_floating_point(y) or y.ndim != 1:
+            raise ValueError("mixup_partner='knn' needs integer class ids for every training example")
+        keys = select_input_keys(batch, y.shape[0], label_key=label_key)
+        features.append(torch.cat([batch[k].detach().reshape(y.shape[0], -1).float().cpu() for k in keys], dim=1))
+        labels.append(y.cpu())
+    if not features:
+        raise ValueError("mixup_partner='knn' needs a non-empty training set")
+    return torch.cat(features), torch.cat(labels)
+
+
+def knn_partner_dataset(trainer, dataset) -> PartnerDataset:
+    """``dataset`` with a partner among each example's `mixup_knn_k` nearest training examples, for the
+    `MixupTrainer` ``trainer`` (its arguments, collator, label key and accelerator). The neighbours are found
+    once, on the flattened model inputs as the training loader collates them (the columns the Trainer would
+    remove, removed), and cached against a digest of those inputs, their labels, k and the scope
+    (:func:`cached_neighbours`); the main process computes them first, the others read the cache."""
+    args = trainer.args
+    datasets = sys.modules.get("datasets")  # not installed, or never imported: not a datasets.Dataset
+    if datasets is not None and isinstance(dataset, datasets.Dataset):
+        data, collate = trainer._remove_unused_columns(dataset, description="knn"), trainer.data_collator
+    else:
+        data, collate = dataset, trainer._get_collator_with_removed_columns(trainer.data_collator, description="knn")
+    features, labels = knn_inputs(data, collate, label_key=trainer.label_key)
+    neighbours = cached_neighbours(
+        features, labels, args.mixup_knn_k, args.mixup_knn_scope,
+        main_process_first=trainer.accelerator.main_process_first,
+        is_main_process=trainer.is_world_process_zero(),
+        progress=trainer.is_world_process_zero() and not args.disable_tqdm,
+    )
+    return PartnerDataset(dataset, neighbours, seed=derive_seed(args.seed, PARTNER_SEED_SALT))

@@ -30,7 +30,8 @@ from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
 from .hidden import mixing_at, mixing_points
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
 from .mixing import Mixer, derive_seed, dominant_targets, mix_inputs, mix_targets, select_input_keys, spatial_size_of
-from .neighbours import PARTNER_PREFIX, PartnerDataset, nearest_neighbours
+from .neighbours import PARTNER_PREFIX, PartnerDataset, knn_partner_dataset
+from .schedules import step_schedule, steps_per_epoch
 
 logger = logging.get_logger(__name__)
 
@@ -188,7 +189,7 @@ class MixupTrainer(Trainer):
                     "DataCollatorForMixup: leave the data collator as the plain one"
                 )
             if self.train_dataset is not None:
-                self.train_dataset = self.knn_partner_dataset(self.train_dataset)
+                self.train_dataset = knn_partner_dataset(self, self.train_dataset)
         if args.mixup_layer:
             if args.n_gpu > 1:
                 raise ValueError(
@@ -289,69 +290,8 @@ class MixupTrainer(Trainer):
         nearest-neighbour partners (wrapped here if it was set after the trainer was built)."""
         if (self.args.mixup_partner == "knn" and self.train_dataset is not None
                 and not isinstance(self.train_dataset, PartnerDataset)):
-            self.train_dataset = self.knn_partner_dataset(self.train_dataset)
+            self.train_dataset = knn_partner_dataset(self, self.train_dataset)
         return super().get_train_dataloader()
-
-    def knn_partner_dataset(self, dataset) -> PartnerDataset:
-        """``dataset`` with a partner among each example's `mixup_knn_k` nearest training examples
-        (`hf_mixup.neighbours.PartnerDataset`). The neighbours are found once, on the flattened model inputs
-        as the training loader collates them, and cached under `HF_HOME`/hf_mixup/knn against a digest of
-        those inputs, their labels, k and the scope; the main process computes them first, the others read
-        the cache."""
-        import hashlib
-
-        features, labels = self._knn_inputs(dataset)
-        digest = hashlib.sha1()
-        digest.update(features.numpy().tobytes())
-        digest.update(labels.numpy().tobytes())
-        digest.update(f"{self.args.mixup_knn_k}/{self.args.mixup_knn_scope}/{tuple(features.shape)}".encode())
-        cache = os.path.join(knn_cache_dir(), f"{digest.hexdigest()}.pt")
-        with self.accelerator.main_process_first():
-            neighbours = torch.load(cache, weights_only=True) if os.path.isfile(cache) else None
-            expected = (len(features), self.args.mixup_knn_k)
-            if neighbours is None or tuple(neighbours.shape) != expected:
-                neighbours = nearest_neighbours(
-                    features, self.args.mixup_knn_k, labels=labels, scope=self.args.mixup_knn_scope,
-                    progress=self.is_world_process_zero() and not self.args.disable_tqdm,
-                )
-                if self.is_world_process_zero():
-                    os.makedirs(os.path.dirname(cache), exist_ok=True)
-                    torch.save(neighbours, f"{cache}.tmp{os.getpid()}")
-                    os.replace(f"{cache}.tmp{os.getpid()}", cache)
-        return PartnerDataset(dataset, neighbours, seed=derive_seed(self.args.seed, 0x6B6E6E))
-
-    def _knn_inputs(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every example's model inputs (its floating-point inputs, flattened and joined) and class id, in
-        dataset order, collated as the training loader collates them."""
-        import sys
-
-        from torch.utils.data import DataLoader
-
-        datasets = sys.modules.get("datasets")  # not installed, or never imported: not a datasets.Dataset
-        if datasets is not None and isinstance(dataset, datasets.Dataset):
-            data, collate = self._remove_unused_columns(dataset, description="knn"), self.data_collator
-        else:
-            data, collate = dataset, self._get_collator_with_removed_columns(self.data_collator, description="knn")
-        # Neighbours of randomly augmented inputs would differ from run to run (and from rank to rank).
-        probe = [data[i] for i in range(min(8, len(data)))]
-        first, again = collate(probe), collate([data[i] for i in range(len(probe))])
-        for key in select_input_keys(first, len(probe), label_key=self.label_key) if probe else []:
-            if not torch.equal(first[key], again[key]):
-                raise ValueError(
-                    f"mixup_partner='knn' finds neighbours on the training inputs, but {key!r} differs each time an "
-                    "example is loaded (random augmentation): train without random augmentation for this ablation"
-                )
-        features, labels = [], []
-        for batch in DataLoader(data, batch_size=256, shuffle=False, collate_fn=collate):
-            y = batch.get(self.label_key, batch.get("label"))
-            if y is None or torch.is_floating_point(y) or y.ndim != 1:
-                raise ValueError("mixup_partner='knn' needs integer class ids for every training example")
-            keys = select_input_keys(batch, y.shape[0], label_key=self.label_key)
-            features.append(torch.cat([batch[k].detach().reshape(y.shape[0], -1).float().cpu() for k in keys], dim=1))
-            labels.append(y.cpu())
-        if not features:
-            raise ValueError("mixup_partner='knn' needs a non-empty training set")
-        return torch.cat(features), torch.cat(labels)
 
     def _get_num_items_in_batch(self, batch_samples: list, device: torch.device) -> torch.Tensor | None:
         """Examples in the accumulated batch: one per row of `labels`, whether class ids `[B]` or
@@ -532,10 +472,11 @@ class MixupTrainer(Trainer):
         if self.lr_scheduler is not None or not self.args.lr_milestones:
             return super().create_scheduler(num_training_steps, optimizer)
         optimizer = optimizer if optimizer is not None else self.optimizer
+        epoch_steps = steps_per_epoch(self.train_dataset, self.args, self._train_batch_size, num_training_steps)
         self.lr_scheduler = step_schedule(
             optimizer,
             num_training_steps=num_training_steps,
-            steps_per_epoch=self._steps_per_epoch(num_training_steps),
+            steps_per_epoch=epoch_steps,
             milestones=self.args.lr_milestones,
             gamma=self.args.lr_gamma,
             warmup_steps=self.args.get_warmup_steps(num_training_steps),
@@ -543,22 +484,6 @@ class MixupTrainer(Trainer):
         )
         self._created_lr_scheduler = True
         return self.lr_scheduler
-
-    def _steps_per_epoch(self, num_training_steps: int) -> float:
-        """Optimizer steps per epoch, counted as the Trainer counts them: this process's batches
-        (``_train_batch_size`` covers DataParallel and ``auto_find_batch_size``), and a last partial
-        accumulation window counts as a step."""
-        try:
-            examples = len(self.train_dataset)
-        except TypeError:
-            if self.args.max_steps > 0 and self.args.num_train_epochs:
-                logger.warning("lr_milestones with a dataset of unknown length: epochs are taken as max_steps / num_train_epochs")
-            return num_training_steps / max(self.args.num_train_epochs, 1e-9)
-        per_process = math.ceil(examples / self.args.world_size)
-        batches = per_process / self._train_batch_size
-        batches = math.floor(batches) if self.args.dataloader_drop_last else math.ceil(batches)
-        accumulation = self.args.gradient_accumulation_steps
-        return max(batches // accumulation + int(batches % accumulation > 0), 1)
 
     # -- logging ------------------------------------------------------------------------------------
     def _record_lambda(self, lam: torch.Tensor) -> None:
@@ -808,36 +733,8 @@ def _skip_gc_in_free_memory(accelerator) -> None:
     accelerator.free_memory = free_memory
 
 
-def step_schedule(
-    optimizer,
-    num_training_steps: int,
-    steps_per_epoch: float,
-    milestones,
-    gamma: float = 0.1,
-    warmup_steps: int = 0,
-    warmup_start_factor: float = 0.0,
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Warm-up then step decay, with milestones in epochs converted to optimizer steps."""
-    milestone_steps = [int(round(m * steps_per_epoch)) for m in milestones]
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return warmup_start_factor + (1.0 - warmup_start_factor) * step / max(warmup_steps, 1)
-        return gamma ** sum(step >= m for m in milestone_steps)
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
 def default_metrics_for(problem_type: str) -> Callable:
     return {SINGLE_LABEL: classification_metrics, MULTI_LABEL: multi_label_metrics, REGRESSION: regression_metrics}[
         problem_type
     ]
 
-
-def knn_cache_dir() -> str:
-    """Where nearest-neighbour indices are cached: ``$HF_MIXUP_CACHE`` or ``$HF_HOME/hf_mixup/knn``."""
-    if os.environ.get("HF_MIXUP_CACHE"):
-        return os.environ["HF_MIXUP_CACHE"]
-    from huggingface_hub import constants
-
-    return os.path.join(constants.HF_HOME, "hf_mixup", "knn")

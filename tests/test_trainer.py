@@ -12,6 +12,7 @@ from conftest import assert_same_weights, mixup_args, tiny_resnet, tiny_vit, wei
 
 from hf_mixup import DataCollatorForMixup, MixupArguments, MixupTrainer
 from hf_mixup.mixing import MixDraw, Mixer, mix_inputs
+from hf_mixup.schedules import steps_per_epoch
 from hf_mixup.trainer import MIXUP_STATE_NAME
 
 pytestmark = pytest.mark.slow
@@ -301,7 +302,7 @@ def test_steps_per_epoch_counts_like_the_trainer(tmp_path, digits_dataset, accum
     args = make_args(tmp_path, per_device_train_batch_size=128, gradient_accumulation_steps=accumulation,
                      lr_milestones=[1])
     trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset)
-    assert trainer._steps_per_epoch(100) == expected
+    assert steps_per_epoch(trainer.train_dataset, trainer.args, trainer._train_batch_size, 100) == expected
     assert len(trainer.get_train_dataloader()) == 4
 
 
