@@ -1,0 +1,191 @@
+"""Mixing sites found from a model's structure (`hf_mixup.sites`): at the embeddings, entering block k and at
+the pooled features, on every family, the mixed hidden state is exactly the engine's mix of the clean states,
+``lam * h_i + (1 - lam) * h_j``; blocks before k keep each sequence's own mask, blocks from k on see the union."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import transformers
+
+from hf_mixup.mixing import MixDraw, mix_inputs
+from hf_mixup.sites import BlockSite, EmbeddingsSite, PooledSite, find_blocks, find_head, site_for
+
+B, T = 4, 12
+DRAW = MixDraw(lam=torch.tensor([0.7, 0.25, 1.0, 0.5]), index=torch.tensor([2, 0, 3, 1]))
+
+
+def text_inputs(vocab: int, padding_side: str = "right", pairs: bool = False) -> dict:
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab, (B, T), generator=g)
+    lengths = torch.tensor([12, 7, 4, 9])
+    positions = torch.arange(T)
+    mask = positions[None, :] < lengths[:, None] if padding_side == "right" else positions[None, :] >= (T - lengths)[:, None]
+    inputs = {"input_ids": torch.where(mask, ids, 0), "attention_mask": mask.long()}
+    if pairs:
+        inputs["token_type_ids"] = (positions[None, :] >= (lengths // 2)[:, None]).long() * mask.long()
+    return inputs
+
+
+TEXT = {
+    "bert": lambda: transformers.BertForSequenceClassification(transformers.BertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=3)),
+    "roberta": lambda: transformers.RobertaForSequenceClassification(transformers.RobertaConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=3,
+        max_position_embeddings=40)),
+    "distilbert": lambda: transformers.DistilBertForSequenceClassification(transformers.DistilBertConfig(
+        vocab_size=50, dim=16, n_layers=3, n_heads=2, hidden_dim=32, num_labels=3)),
+    "electra": lambda: transformers.ElectraForSequenceClassification(transformers.ElectraConfig(
+        vocab_size=50, embedding_size=8, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+        intermediate_size=32, num_labels=3)),
+    "deberta-v2": lambda: transformers.DebertaV2ForSequenceClassification(transformers.DebertaV2Config(
+        vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=3,
+        relative_attention=True, position_buckets=8, pos_att_type=["p2c", "c2p"])),
+    "modernbert": lambda: transformers.ModernBertForSequenceClassification(transformers.ModernBertConfig(
+        vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=3,
+        pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2)),
+}
+
+
+def vision_models():
+    image = dict(image_size=16, patch_size=4, num_channels=3, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                 intermediate_size=32, num_labels=3)
+    return {
+        "vit": lambda: transformers.ViTForImageClassification(transformers.ViTConfig(**image)),
+        "deit": lambda: transformers.DeiTForImageClassification(transformers.DeiTConfig(**image)),
+        "swin": lambda: transformers.SwinForImageClassification(transformers.SwinConfig(
+            image_size=16, patch_size=2, embed_dim=8, depths=[1, 1, 1], num_heads=[1, 1, 1], window_size=2, num_labels=3)),
+        "resnet": lambda: transformers.ResNetForImageClassification(transformers.ResNetConfig(
+            embedding_size=8, hidden_sizes=[8, 16, 32], depths=[1, 1, 1], num_labels=3)),
+        "convnext": lambda: transformers.ConvNextForImageClassification(transformers.ConvNextConfig(
+            num_stages=3, hidden_sizes=[8, 16, 32], depths=[1, 1, 1], num_labels=3)),
+    }
+
+
+def build(family: str):
+    torch.manual_seed(0)
+    model = (TEXT.get(family) or vision_models()[family])().eval()
+    if family in TEXT:
+        return model, text_inputs(50)
+    return model, {"pixel_values": torch.randn(B, 3, 16, 16, generator=torch.Generator().manual_seed(0))}
+
+
+def capture_entering(module, store: dict, key: str):
+    def hook(mod, args, kwargs):
+        store[key] = (args[0] if args else kwargs["hidden_states"]).detach().clone()
+        mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
+        store[key + "_mask"] = mask.clone() if isinstance(mask, torch.Tensor) else None
+    return module.register_forward_pre_hook(hook, with_kwargs=True)
+
+
+FAMILIES = [*TEXT, "vit", "deit", "swin", "resnet", "convnext"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_block_site_mixes_exactly_and_joins_masks_from_k_on(family):
+    model, inputs = build(family)
+    name, blocks = find_blocks(model)
+    assert len(blocks) == 3, name
+    for k in (1, 2, 3):
+        clean, mixed = {}, {}
+        handles = [capture_entering(block, clean, str(i)) for i, block in enumerate(blocks)]
+        with torch.no_grad():
+            model(**inputs)
+        for h in handles:
+            h.remove()
+        site = site_for(model, k)
+        with torch.no_grad(), site.mixing(DRAW):
+            handles = [capture_entering(block, mixed, str(i)) for i, block in enumerate(blocks)]
+            model(**site.prepare(inputs, DRAW))
+        for h in handles:
+            h.remove()
+        h_clean, h_mixed = clean[str(k - 1)], mixed[str(k - 1)]
+        assert torch.equal(h_mixed, mix_inputs(h_clean, DRAW)), (family, k)
+        lam = DRAW.lam.view(-1, *([1] * (h_clean.ndim - 1)))
+        torch.testing.assert_close(h_mixed, lam * h_clean + (1 - lam) * h_clean[DRAW.index])
+        for i in range(k - 1):  # the blocks before k: clean states, each sequence's own mask
+            assert torch.equal(mixed[str(i)], clean[str(i)])
+            if clean[f"{i}_mask"] is not None:
+                assert torch.equal(mixed[f"{i}_mask"], clean[f"{i}_mask"])
+        for i in range(k - 1, 3):  # from k on: the union of the two masks (an unmixed example keeps its own)
+            mask = clean[f"{i}_mask"]
+            if mask is None or mask.shape[0] != B:
+                continue
+            partner = mask[DRAW.index]
+            union = mask | partner if mask.dtype == torch.bool else torch.maximum(mask, partner)
+            expected = torch.where((DRAW.lam == 1).view(-1, *([1] * (mask.ndim - 1))), mask, union)
+            assert torch.equal(mixed[f"{i}_mask"], expected), (family, k, i)
+            assert not torch.equal(expected, mask)  # the padding differs: the union is not a no-op here
+
+
+@pytest.mark.parametrize("family", list(TEXT))
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_the_embeddings_site_mixes_token_embeddings_with_the_union_mask(family, padding_side):
+    model, _ = build(family)
+    inputs = text_inputs(50, padding_side, pairs=family in ("bert", "electra", "deberta-v2"))
+    site = site_for(model, "embeddings")
+    assert isinstance(site, EmbeddingsSite) and site.module is model.get_input_embeddings()
+    store = {}
+    with torch.no_grad():
+        clean = site.module(inputs["input_ids"])
+        prepared = site.prepare(inputs, DRAW)
+        with site.mixing(DRAW):
+            hook = site.module.register_forward_hook(lambda m, a, out: store.setdefault("mixed", out.clone()))
+            model(**prepared)
+            hook.remove()
+    assert torch.equal(store["mixed"], mix_inputs(clean, DRAW))
+    mask = inputs["attention_mask"]
+    expected = torch.where((DRAW.lam == 1)[:, None], mask, torch.maximum(mask, mask[DRAW.index]))
+    assert torch.equal(prepared["attention_mask"], expected)
+    assert torch.equal(inputs["attention_mask"], mask)  # the caller's batch is not changed
+    assert prepared["input_ids"].shape == inputs["input_ids"].shape  # the length never changes
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_pooled_site_mixes_the_features_entering_the_classifier(family):
+    model, inputs = build(family)
+    head_name, head = find_head(model)
+    assert head.out_features == 3
+    store = {}
+    with torch.no_grad():
+        hook = head.register_forward_pre_hook(lambda m, a: store.setdefault("clean", a[0].clone()))
+        clean_logits = model(**inputs).logits
+        hook.remove()
+        site = site_for(model, "pooled")
+        assert isinstance(site, PooledSite)
+        with site.mixing(DRAW):
+            logits = model(**site.prepare(inputs, DRAW)).logits
+    expected = torch.nn.functional.linear(mix_inputs(store["clean"], DRAW), head.weight, head.bias)
+    torch.testing.assert_close(logits, expected, rtol=0, atol=1e-6)
+    assert not torch.allclose(logits, clean_logits)
+
+
+def test_per_example_weights_and_an_unmixed_example():
+    """``mixup_mode="elem"`` draws: each example has its weight; weight 1 leaves the example and its mask alone."""
+    model, inputs = build("bert")
+    name, blocks = find_blocks(model)
+    clean, mixed = {}, {}
+    with torch.no_grad():
+        h = capture_entering(blocks[1], clean, "b")
+        model(**inputs)
+        h.remove()
+        site = site_for(model, 2)
+        with site.mixing(DRAW):
+            h = capture_entering(blocks[1], mixed, "b")
+            model(**inputs)
+            h.remove()
+    assert torch.equal(mixed["b"][2], clean["b"][2])  # lam 1
+    assert not torch.equal(mixed["b"][0], clean["b"][0])
+
+
+def test_a_model_without_a_site_is_told_what_exists():
+    model, _ = build("resnet")
+    with pytest.raises(ValueError, match=r'mixup_layer=7: this ResNetForImageClassification has 3 blocks \(resnet.encoder.stages\): use 1..3'):
+        site_for(model, 7)
+    with pytest.raises(ValueError, match=r'"embeddings" needs a model with input embeddings.*"pooled"'):
+        site_for(model, "embeddings")
+    with pytest.raises(ValueError, match="mixup_layer must be 0"):
+        site_for(model, "middle")
+    plain = torch.nn.Sequential(torch.nn.Linear(3, 3))
+    with pytest.raises(ValueError, match="needs a stack of blocks"):
+        BlockSite(plain, 1)
