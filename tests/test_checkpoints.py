@@ -283,7 +283,6 @@ def test_a_plain_module_with_other_names_raises(tmp_path):
 
 # Private Trainer methods MixupTrainer overrides, with the parameter names of transformers 5.24.
 PINNED_PRIVATE_HOOKS = {
-    "_get_grad_norm": ["self", "model", "grad_norm"],
     "_set_signature_columns_if_needed": ["self"],
     "_get_num_items_in_batch": ["self", "batch_samples", "device"],
     "_load_from_checkpoint": ["self", "resume_from_checkpoint", "model"],

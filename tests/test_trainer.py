@@ -306,10 +306,9 @@ def test_steps_per_epoch_counts_like_the_trainer(tmp_path, digits_dataset, accum
     assert len(trainer.get_train_dataloader()) == 4
 
 
-def test_small_model_overhead_cuts_keep_the_logged_figures(tmp_path, digits_dataset, monkeypatch):
-    """The per-step savings for small models (grad norm only on logging steps, the parameter count of
-    the FLOP estimate taken once, and, opted in, no full gc.collect when train() starts on the CPU)
-    change nothing that is logged, and replace nothing process-wide."""
+def test_skipping_gc_at_train_start_keeps_the_logged_figures(tmp_path, digits_dataset, monkeypatch):
+    """Opted in, no full gc.collect when train() starts on the CPU: nothing that is logged changes, and
+    nothing is replaced process-wide."""
     import gc
 
     import accelerate.accelerator
