@@ -137,27 +137,168 @@ def test_each_example_meets_only_its_own_neighbours(tmp_path, digits_dataset):
             assert int(j) in expected[i].tolist()
 
 
-def test_the_loss_mixes_with_the_dataset_partner(tmp_path, digits_dataset):
-    """x = lam x_i + (1 - lam) x_j with x_j from the dataset, loss lam CE(y_i) + (1 - lam) CE(y_j)."""
-    train = digits_dataset.select(range(32))
-    model = tiny_resnet().train()
-    trainer = MixupTrainer(model=model, args=knn_args(tmp_path, "loss"), train_dataset=train)
-    examples = [trainer.train_dataset[i] for i in range(8)]
-    batch = {
+def knn_batch(trainer, size: int) -> dict[str, torch.Tensor]:
+    """The first ``size`` examples of the trainer's partner dataset as a training batch."""
+    examples = [trainer.train_dataset[i] for i in range(size)]
+    return {
         "pixel_values": torch.stack([e["pixel_values"] for e in examples]),
         "labels": torch.stack([e["label"] for e in examples]),
         "partner_pixel_values": torch.stack([e["partner_pixel_values"] for e in examples]),
         "partner_labels": torch.stack([e["partner_label"] for e in examples]),
     }
+
+
+def loss_and_weights(trainer, model, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """The trainer's training loss on ``batch`` and the weights ``lam`` it drew (drawn again from the same state)."""
     generator_state = trainer.mixer.generator.get_state()
     loss = trainer.compute_loss(model, batch)
     trainer.mixer.generator.set_state(generator_state)
-    lam = trainer.mixer.draw(8).lam
+    return loss, trainer.mixer.draw(len(batch["labels"])).lam
+
+
+def test_the_loss_mixes_with_the_dataset_partner(tmp_path, digits_dataset):
+    """x = lam x_i + (1 - lam) x_j with x_j from the dataset, loss lam CE(y_i) + (1 - lam) CE(y_j)."""
+    train = digits_dataset.select(range(32))
+    model = tiny_resnet().train()
+    trainer = MixupTrainer(model=model, args=knn_args(tmp_path, "loss"), train_dataset=train)
+    batch = knn_batch(trainer, 8)
+    loss, lam = loss_and_weights(trainer, model, batch)
     w = lam.view(-1, 1, 1, 1)
     logits = model(pixel_values=w * batch["pixel_values"] + (1 - w) * batch["partner_pixel_values"]).logits
     expected = (lam * F.cross_entropy(logits, batch["labels"], reduction="none")
                 + (1 - lam) * F.cross_entropy(logits, batch["partner_labels"], reduction="none")).mean()
     torch.testing.assert_close(loss, expected)
+
+
+def test_input_only_keeps_the_label_of_the_larger_weight(tmp_path, digits_dataset):
+    """`mixup_targets="input_only"` with dataset partners: CE on the label of whichever of the two examples
+    weighs more (its own when lam >= 0.5), unmixed."""
+    train = digits_dataset.select(range(32))
+    model = tiny_resnet().train()
+    args = knn_args(tmp_path, "input-only", mixup_targets="input_only", mixup_mode="elem")
+    trainer = MixupTrainer(model=model, args=args, train_dataset=train)
+    batch = knn_batch(trainer, 16)
+    loss, lam = loss_and_weights(trainer, model, batch)
+    labels, partner_labels = batch["labels"], batch["partner_labels"]
+    assert bool((lam > 0.5).any()) and bool((lam < 0.5).any())
+    assert bool((labels != partner_labels).any())  # the two labels differ somewhere: the pick shows
+    w = lam.view(-1, 1, 1, 1)
+    logits = model(pixel_values=w * batch["pixel_values"] + (1 - w) * batch["partner_pixel_values"]).logits
+    expected = F.cross_entropy(logits, torch.where(lam >= 0.5, labels, partner_labels))
+    torch.testing.assert_close(loss, expected)
+
+
+def test_input_noise_is_added_to_the_mixed_inputs(tmp_path, digits_dataset):
+    """`input_noise_std` applies on the kNN path too: Gaussian noise (from the global generator) on the mixed
+    inputs, before the model."""
+    train = digits_dataset.select(range(32))
+    model = tiny_resnet().train()
+    trainer = MixupTrainer(model=model, args=knn_args(tmp_path, "noise", input_noise_std=0.5), train_dataset=train)
+    batch = knn_batch(trainer, 8)
+    torch.manual_seed(3)
+    loss, lam = loss_and_weights(trainer, model, batch)
+    w = lam.view(-1, 1, 1, 1)
+    mixed = w * batch["pixel_values"] + (1 - w) * batch["partner_pixel_values"]
+    torch.manual_seed(3)
+    logits = model(pixel_values=mixed + 0.5 * torch.randn_like(mixed)).logits
+    expected = (lam * F.cross_entropy(logits, batch["labels"], reduction="none")
+                + (1 - lam) * F.cross_entropy(logits, batch["partner_labels"], reduction="none")).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_each_epoch_trains_with_the_partners_of_that_epoch(tmp_path, digits_dataset):
+    """Over two epochs, example i meets the partner PartnerDataset draws for (i, epoch): the trainer moves
+    the partners on at each epoch start (a new partner for some examples in the second epoch)."""
+    train = digits_dataset.select(range(64))
+    pixels = train[:]["pixel_values"]
+    seen = []
+
+    class ByExample(MixupTrainer):
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            if model.training:
+                seen.append((inputs["pixel_values"].clone(), inputs["partner_index"].clone()))
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    trainer = ByExample(model=tiny_resnet(), args=knn_args(tmp_path, "epochs", max_steps=-1, num_train_epochs=2),
+                        train_dataset=train)
+    reference = PartnerDataset(train, trainer.train_dataset.neighbours, seed=trainer.train_dataset.seed)
+    drawn = []
+    for epoch in range(2):
+        reference.set_epoch(epoch)
+        drawn.append([reference.partner_of(i) for i in range(64)])
+    assert drawn[0] != drawn[1]
+    trainer.train()
+    assert len(seen) == 8  # 2 epochs of 4 batches
+    met = [{}, {}]
+    for step, (batch, partners) in enumerate(seen):
+        for x, j in zip(batch, partners):
+            i = int(torch.nonzero((pixels == x).flatten(1).all(1)).view(-1)[0])
+            met[step // 4][i] = int(j)
+    assert [[met[epoch][i] for i in range(64)] for epoch in range(2)] == drawn
+
+
+def test_the_epoch_callback_moves_the_partners_on_where_accelerate_does_not(tmp_path, digits_dataset):
+    """On one process accelerate's loader passes the epoch to the dataset itself; on several it gives it to
+    its batch sampler only, so there the trainer's epoch callback is what moves the partners on (also from a
+    fractional epoch, as a resumed run starts)."""
+    from accelerate.data_loader import prepare_data_loader
+
+    trainer = MixupTrainer(model=tiny_resnet(), args=knn_args(tmp_path, "callback"),
+                           train_dataset=digits_dataset.select(range(32)))
+    partners = trainer.train_dataset
+    loader = torch.utils.data.DataLoader(partners, batch_size=4, shuffle=True)
+    prepare_data_loader(loader, num_processes=2, process_index=0, put_on_device=False,
+                        use_seedable_sampler=True).set_epoch(1)
+    assert partners.epoch == 0  # what each of two ranks gets from accelerate
+    for epoch, expected in ((1.0, 1), (1.5, 1), (2.0 - 1e-12, 2)):
+        trainer.state.epoch = epoch
+        trainer.callback_handler.on_epoch_begin(trainer.args, trainer.state, trainer.control)
+        assert partners.epoch == expected
+
+
+def test_a_same_class_run_does_not_reuse_an_all_classes_cache(tmp_path, digits_dataset, knn_cache):
+    """The neighbour cache is keyed by the scope (and k): a same_class run after an all-classes run on the same
+    data finds neighbours of the same class only."""
+    from hf_mixup.neighbours import neighbour_cache_key
+
+    train = digits_dataset.select(range(96))
+    labels = train[:]["label"]
+    everywhere = MixupTrainer(model=tiny_resnet(), args=knn_args(tmp_path, "all", mixup_knn_scope="all"),
+                              train_dataset=train)
+    within = MixupTrainer(model=tiny_resnet(), args=knn_args(tmp_path, "sc", mixup_knn_scope="same_class"),
+                          train_dataset=train)
+    assert not bool((labels[everywhere.train_dataset.neighbours] == labels[:, None]).all())
+    assert bool((labels[within.train_dataset.neighbours] == labels[:, None]).all())
+    assert len(list(knn_cache.glob("*.pt"))) == 2
+    features = train[:]["pixel_values"].flatten(1)
+    keys = {neighbour_cache_key(features, labels, k, scope) for k in (3, 4) for scope in ("all", "same_class")}
+    assert len(keys) == 4
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_every_one_of_the_k_neighbours_is_drawn_about_equally(digits_arrays, k):
+    """The partner is drawn uniformly among all k neighbours: the k-th too, and k = 1 works."""
+    pixels, _ = digits_arrays
+    n, epochs = 200, 5
+    neighbours = nearest_neighbours(pixels[:n], k)
+    partners = PartnerDataset([{"x": x} for x in pixels[:n]], neighbours, seed=3)
+    counts = torch.zeros(k)
+    for epoch in range(epochs):
+        partners.set_epoch(epoch)
+        for i in range(n):
+            counts[neighbours[i].tolist().index(partners.partner_of(i))] += 1
+    expected = n * epochs / k
+    assert bool(((counts > 0.75 * expected) & (counts < 1.25 * expected)).all()), counts.tolist()
+
+
+def test_one_neighbour_is_always_the_partner(tmp_path, digits_dataset):
+    train = digits_dataset.select(range(32))
+    trainer = MixupTrainer(model=tiny_resnet(), args=knn_args(tmp_path, "k1", mixup_knn_k=1, max_steps=2),
+                           train_dataset=train)
+    nearest = brute_force(train[:]["pixel_values"], 1).view(-1).tolist()
+    assert [trainer.train_dataset[i]["partner_index"] for i in range(32)] == nearest
+    trainer.train()
+    assert trainer.state.global_step == 2
 
 
 def test_knn_resume_is_bit_identical(tmp_path, digits_dataset):
