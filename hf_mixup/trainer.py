@@ -61,7 +61,9 @@ class _EpochCallback(TrainerCallback):
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         partners = self.trainer.train_dataset
-        if isinstance(partners, PartnerDataset):  # new nearest-neighbour partners each epoch
+        # New nearest-neighbour partners each epoch: accelerate's loader passes the epoch to the dataset on
+        # one process only (on several, to its batch sampler alone).
+        if isinstance(partners, PartnerDataset):
             partners.set_epoch(math.floor((state.epoch or 0.0) + 1e-9))
         collator = self.trainer._mixup_collator
         if collator is not None:
