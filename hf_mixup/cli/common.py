@@ -105,8 +105,6 @@ def label_columns_of(data_args, columns: list[str], candidates: tuple[str, ...])
 def load_splits(data_args, seed: int, raw):
     """Images and audio: (train, eval, eval split name, input column, label column, class names).
     ``seed`` orders the `--max_train_samples` subset; a held-out eval split is fixed by `--split_seed`."""
-    import datasets
-
     from ..data import class_names, find_column
 
     train = raw[data_args.train_split]
@@ -114,6 +112,17 @@ def load_splits(data_args, seed: int, raw):
     if len(data_args.label_column_name or []) > 1:
         raise UsageError("several --label_column values make a multi-label table; images and audio take one label column")
     (label_col,) = label_columns_of(data_args, train.column_names, ("label", "labels", "fine_label"))
+    train, evaluation, eval_split = split_and_subset(data_args, seed, raw, label_col)
+    return train, evaluation, eval_split, input_col, label_col, class_names(train, label_col)
+
+
+def split_and_subset(data_args, seed: int, raw, label_col: str):
+    """(train, eval, eval split name): `--eval_split` (or test / validation, or a share of train held out,
+    stratified by a ClassLabel ``label_col``, by `--split_seed`), then `--max_train_samples` (drawn with
+    ``seed``) and `--max_eval_samples` (the first ones)."""
+    import datasets
+
+    train = raw[data_args.train_split]
     eval_split = eval_split_of(data_args, raw)
     if eval_split is not None:
         evaluation = raw[eval_split]
@@ -129,4 +138,4 @@ def load_splits(data_args, seed: int, raw):
         train = train.shuffle(seed=seed).select(range(min(data_args.max_train_samples, len(train))))
     if data_args.max_eval_samples is not None:
         evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
-    return train, evaluation, eval_split, input_col, label_col, class_names(train, label_col)
+    return train, evaluation, eval_split

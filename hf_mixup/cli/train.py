@@ -1,9 +1,10 @@
-"""`hf-mixup train`: train an image, audio or tabular model with mixup (or ERM) through `MixupTrainer`.
+"""`hf-mixup train`: train an image, audio, tabular or text model with mixup (or ERM) through `MixupTrainer`.
 
     hf-mixup train                                  # mixup (alpha 1) on the bundled digits
     hf-mixup train --mixup_alpha 0                  # the ERM baseline
     hf-mixup train recipe.yaml --seed 3             # a config file, then command-line overrides
     hf-mixup train --label_noise 0.5                # Table 2: half of the training labels re-drawn
+    hf-mixup train --dataset_name rotten_tomatoes --mixup_alpha 0   # text: small_bert, offline
     accelerate launch scripts/train.py ...          # the same command line, under accelerate
     accelerate launch --multi_gpu --num_processes 2 scripts/train.py --use_cpu   # two gloo ranks on a CPU
 
@@ -12,8 +13,9 @@ writes a safetensors checkpoint, `all_results.json` and a model card (`README.md
 `--dataset_name` takes Hub ids (`uoft-cs/cifar10`), saved datasets, image or audio folders,
 csv/parquet/json files, or an offline name (`digits`, `fashion_mnist`, the UCI tables `iris`, `wine`,
 `breast_cancer`, `phishing`, `abalone`, `diabetes`); `--model_name` any timm architecture, `lenet`/`vgg11`
-for speech, `mlp` for tables (the default for a dataset without an image or audio column), or a
-checkpoint path / Hub id. An existing `output_dir` with checkpoints is resumed from its last checkpoint.
+for speech, `mlp` for tables (the default for a dataset without an image or audio column), `small_bert` for
+text (the default for a dataset with a `text` column or `--text_column`: `rotten_tomatoes`, `imdb`, a
+csv/jsonl, `stanfordnlp/imdb`), or a checkpoint path / Hub id. An existing `output_dir` with checkpoints is resumed from its last checkpoint.
 With `--label_noise` (images only) the results and the card add the training errors on real and on
 corrupted labels and the best and last test errors (`report_label_noise`).
 
@@ -48,22 +50,25 @@ from .errors import UsageError
 from .output_dir import check_output_dir, finish_run, start_run
 from .images import ImageDataArguments, ImageModelArguments, build_image_trainer
 from .tables import TableDataArguments, build_table_trainer, is_tabular
+from .text import TextDataArguments, TextModelArguments, build_text_trainer, is_text
 
 logger = logging.getLogger("hf_mixup.train")
 
 
 @dataclass
-class DataArguments(TableDataArguments, AudioDataArguments, ImageDataArguments, CommonDataArguments):
-    """The dataset flags: those every modality shares, then the image, audio and table ones."""
+class DataArguments(TextDataArguments, TableDataArguments, AudioDataArguments, ImageDataArguments, CommonDataArguments):
+    """The dataset flags: those every modality shares, then the image, audio, table and text ones."""
 
 
 @dataclass
-class ModelArguments(ImageModelArguments):
+class ModelArguments(TextModelArguments, ImageModelArguments):
     model_name: str | None = field(
         default=None,
         metadata={"help": "A timm architecture (default resnet18; resnext50_32x4d, preact_resnet18, "
                           "preact_resnet18_dropout (p 0.5; _dropout70/80/90), ...), lenet or vgg11 (speech, default "
-                          "vgg11), mlp (tables, the default), or a checkpoint path / Hub id."},
+                          "vgg11), mlp (tables, the default), small_bert (text, the default: a tokenizer trained "
+                          "on the training split and a small BERT from scratch), or a checkpoint path / Hub id "
+                          "(text: config and tokenizer, with or without weights)."},
     )
     model_kwargs: str | None = field(
         default=None,
@@ -161,6 +166,12 @@ def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, A
     set_seed(training_args.seed)
     check_label_noise_flags(data_args)
     raw = load_raw(data_args)
+    if is_text(data_args, raw[data_args.train_split]):
+        if data_args.label_noise is not None:
+            raise UsageError("--label_noise applies to image datasets only; this dataset is text: leave it out")
+        trainer, evaluation, eval_split = build_text_trainer(model_args, data_args, training_args, raw)
+        trainer.check_inputs()
+        return trainer, evaluation, eval_split
     if is_tabular(data_args, raw[data_args.train_split]):
         if data_args.label_noise is not None:
             raise UsageError("--label_noise applies to image datasets only; this dataset is a table: leave it out")
@@ -251,6 +262,8 @@ def modality_of(model) -> str:
 
     if isinstance(model, TabularMLPForPrediction):
         return "tabular"
+    if model.main_input_name == "input_ids":
+        return "text"
     return "audio" if model.main_input_name in ("input_features", "input_values") else "image"
 
 

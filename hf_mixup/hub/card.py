@@ -22,6 +22,7 @@ TASKS = {
     "image": ("image-classification", "Image Classification", "image classifier"),
     "audio": ("audio-classification", "Audio Classification", "audio classifier"),
     "tabular": ("tabular-classification", "Tabular Classification", "tabular model"),
+    "text": ("text-classification", "Text Classification", "text classifier"),
 }
 # metric name in our results -> (model-index metric type, human name)
 CARD_METRICS = {
@@ -116,7 +117,8 @@ def usage_snippet(modality: str, repo_id: str, needs_hf_mixup: bool, regression:
         example = "model.predict(rows)  # rows: a dict, a list of dicts or a pandas DataFrame with the training columns"
         return head + f'from transformers import AutoModel\nmodel = AutoModel.from_pretrained("{repo_id}")\n{example}'
     tag, _, _ = TASKS[modality]
-    example = '"path/to/image.png"' if modality == "image" else '"path/to/clip.wav"'
+    example = {"image": '"path/to/image.png"', "text": '"A gripping, beautifully acted film."'}.get(
+        modality, '"path/to/clip.wav"')
     return head + f'from transformers import pipeline\nclassifier = pipeline("{tag}", model="{repo_id}")\nclassifier({example})'
 
 
