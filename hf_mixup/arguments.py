@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .mixing import MIXUP_MODES, MIXUP_PARTNERS, MIXUP_TARGETS
+from .sites import MASK_MODES
 
 PARTNERS = (*MIXUP_PARTNERS, "knn")
+LAYER_NAMES = ("embeddings", "pooled")
 KNN_SCOPES = ("all", "same_class")
 
 
@@ -38,9 +40,15 @@ class MixupArguments(TrainingArguments):
             Stop mixing from this epoch on (`0`: never stop).
         mixup_warmup_epochs (`float`, defaults to `0`):
             Train plain ERM for this many epochs before mixing starts (the paper does 5 for speech).
-        mixup_layer (`int`, defaults to `0`):
-            `0` mixes the inputs; `k` the features entering residual stage `k`; the number of stages + 1 the
-            features before the final pooling and classifier (the paper's ablation "Layer 1-5").
+        mixup_layer (`int` or `str`, defaults to `0`):
+            Where to mix (`hf_mixup.sites`): `0` the inputs (for token ids: their embeddings); `"embeddings"` the
+            output of `get_input_embeddings()`; `k >= 1` the hidden states entering block `k` of the model's stack of
+            `config.num_hidden_layers` blocks (for timm ResNets and the CIFAR models: residual stage `k`, and the number
+            of stages + 1 the features before the final pooling: the paper's ablation "Layer 1-5"); `"pooled"` the
+            features entering the classifier's output layer.
+        mixup_mask (`str`, defaults to `"union"`):
+            At a block `k`, the attention mask of a mixed sequence in blocks `k` and after: `union` (where either
+            sequence attends) or `first` (its own, as TMix does). At `"embeddings"` it is always the union.
         mixup_partner (`str`, defaults to `"random"`):
             `random`: the partner is another example of the batch; `same_class`: another example of the
             same class in the batch (an example alone in its class in the batch stays unmixed); the paper's
@@ -98,12 +106,19 @@ class MixupArguments(TrainingArguments):
     mixup_warmup_epochs: float = field(
         default=0, metadata={"help": "Train plain ERM for this many epochs before mixing starts (0: mix from the start)."}
     )
-    mixup_layer: int = field(
+    # Typed str so that the command line takes "embeddings" and "pooled"; digits become an int in __post_init__.
+    mixup_layer: str = field(
         default=0,
         metadata={
-            "help": "Where to mix: 0 the inputs; k >= 1 the features entering residual stage k; (number of stages + 1) "
-            "the features before the final pooling and classifier (timm ResNets and the hf_mixup CIFAR models)."
+            "help": "Where to mix: 0 the inputs (token ids: their embeddings); embeddings (the token embeddings); k >= 1 "
+            "the hidden states entering block k (timm ResNets and the hf_mixup CIFAR models: residual stage k, and "
+            "stages + 1 the features before the final pooling); pooled (the features entering the classifier)."
         },
+    )
+    mixup_mask: str = field(
+        default="union",
+        metadata={"help": "At block k: the attention mask of a mixed sequence from block k on, union (where either "
+                          "attends) or first (its own, as TMix)."},
     )
 
     mixup_partner: str = field(
@@ -163,6 +178,15 @@ class MixupArguments(TrainingArguments):
         super().__post_init__()
 
     def _validate_mixup_fields(self) -> None:
+        if isinstance(self.mixup_layer, str) and self.mixup_layer.strip().isdigit():
+            self.mixup_layer = int(self.mixup_layer)
+        if not (self.mixup_layer in LAYER_NAMES or (isinstance(self.mixup_layer, int)
+                                                    and not isinstance(self.mixup_layer, bool) and self.mixup_layer >= 0)):
+            raise ValueError(
+                f'mixup_layer must be 0 (the inputs), "embeddings", a block k >= 1 or "pooled"; got {self.mixup_layer!r}'
+            )
+        if self.mixup_mask not in MASK_MODES:
+            raise ValueError(f"mixup_mask must be one of {', '.join(MASK_MODES)}; got {self.mixup_mask!r}")
         for name in ("per_device_train_batch_size", "per_device_eval_batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -221,12 +245,10 @@ class MixupArguments(TrainingArguments):
         if not _is_number(self.input_noise_std) or math.isnan(self.input_noise_std) or math.isinf(self.input_noise_std) \
                 or self.input_noise_std < 0:
             raise ValueError(f"input_noise_std must be a finite number >= 0 (0: no noise), got {self.input_noise_std!r}")
-        if not isinstance(self.mixup_layer, int) or isinstance(self.mixup_layer, bool) or self.mixup_layer < 0:
-            raise ValueError(f"mixup_layer must be an int >= 0 (0: the inputs), got {self.mixup_layer!r}")
         if self.mixup_layer and (self.cutmix_alpha > 0 or self.cutmix_minmax is not None):
-            raise ValueError("CutMix mixes inputs only: set cutmix_alpha=0 and cutmix_minmax=None with mixup_layer > 0")
+            raise ValueError("CutMix mixes inputs only: set cutmix_alpha=0 and cutmix_minmax=None with mixup_layer other than 0")
         if self.mixup_layer and getattr(self, "gradient_checkpointing", False):
-            raise ValueError("mixup_layer > 0 does not work with gradient_checkpointing (recomputed features would not be mixed)")
+            raise ValueError("mixup_layer other than 0 does not work with gradient_checkpointing (recomputed features would not be mixed)")
         if self.lr_milestones is not None:
             milestones = list(self.lr_milestones)
             if not milestones or any(not _is_number(m) or m <= 0 for m in milestones) or milestones != sorted(milestones):

@@ -28,6 +28,7 @@ from .checkpoints import (
 )
 from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, DataCollatorForMixup
 from .hidden import mixing_at, mixing_points
+from .sites import Site, site_for
 from .metrics import classification_metrics, multi_label_metrics, regression_metrics
 from .mixing import Mixer, derive_seed, dominant_targets, mix_inputs, mix_targets, select_input_keys, spatial_size_of
 from .neighbours import PARTNER_PREFIX, PartnerDataset, knn_partner_dataset
@@ -200,13 +201,11 @@ class MixupTrainer(Trainer):
                     "sees part of the batch; launch one process per GPU (accelerate launch / torchrun) instead"
                 )
             if self._mixup_collator is not None:
-                raise ValueError("mixup_layer > 0 mixes hidden features on the device; it cannot use DataCollatorForMixup")
-            points = mixing_points(self.accelerator.unwrap_model(self.model))
-            if args.mixup_layer > len(points):
                 raise ValueError(
-                    f"mixup_layer={args.mixup_layer} but this model has {len(points) - 1} stages: "
-                    f"use 1..{len(points) - 1} (entering a stage) or {len(points)} (before the final pooling)"
+                    f"mixup_layer={args.mixup_layer!r} mixes hidden features on the device; it cannot use "
+                    "DataCollatorForMixup: leave the data collator as the plain one"
                 )
+            self._site_of(self.accelerator.unwrap_model(self.model))  # a model without that site fails here
         if self.compute_metrics is None:
             self.compute_metrics = default_metrics_for(self.problem_type)
         self.add_callback(_EpochCallback(self))
@@ -319,7 +318,7 @@ class MixupTrainer(Trainer):
             batch_size = labels.shape[0]
             # Class ids for partners within a class; a mixer that needs none is called as before.
             by_class = {"labels": labels} if getattr(self.mixer, "partner", "random") == "same_class" else {}
-            if self.args.mixup_layer:
+            if self.args.mixup_layer or self._mixes_token_embeddings(inputs, batch_size):
                 draw = self.mixer.draw(batch_size, **by_class)
             else:
                 keys = select_input_keys(inputs, batch_size, label_key=self.label_key)
@@ -331,7 +330,12 @@ class MixupTrainer(Trainer):
         if training and self.args.input_noise_std > 0:
             self._add_input_noise(inputs, labels.shape[0])
 
-        if draw is not None and self.args.mixup_layer:
+        site = self._site_of(self.accelerator.unwrap_model(model)) if draw is not None else None
+        if site is not None:
+            inputs = site.prepare(inputs, draw)
+            with site.mixing(draw):
+                outputs = model(**inputs)
+        elif draw is not None and self.args.mixup_layer:
             with mixing_at(self.accelerator.unwrap_model(model), self.args.mixup_layer, draw):
                 outputs = model(**inputs)
         else:
@@ -352,6 +356,52 @@ class MixupTrainer(Trainer):
             # prediction_step takes outputs[1:] as the logits of a tuple output, expecting the loss first.
             outputs = (loss, *outputs)
         return loss, outputs
+
+    def _site_of(self, model: nn.Module) -> Site | None:
+        """Where this model is mixed (`hf_mixup.sites`), built once per model; None for the inputs and for the
+        residual stages of timm ResNets and the CIFAR models (`hidden.mixing_at`, the paper's layer numbering)."""
+        layer = self.args.mixup_layer
+        if layer == 0 and not getattr(self, "_token_ids", False):
+            return None
+        cached = getattr(self, "_site", None)
+        if cached is not None and cached[0] is model:
+            return cached[1]
+        if layer == 0:
+            site = site_for(model, "embeddings")
+        elif isinstance(layer, int):
+            try:
+                points = mixing_points(model)
+            except ValueError:  # no residual stages: a stack of blocks
+                site = site_for(model, layer, mask=self.args.mixup_mask)
+            else:
+                if layer > len(points):
+                    raise ValueError(
+                        f"mixup_layer={layer} but this model has {len(points) - 1} stages: "
+                        f"use 1..{len(points) - 1} (entering a stage) or {len(points)} (before the final pooling)"
+                    )
+                site = None
+        else:
+            site = site_for(model, layer, mask=self.args.mixup_mask)
+        self._site = (model, site)
+        return site
+
+    def _mixes_token_embeddings(self, inputs: dict[str, Any], batch_size: int) -> bool:
+        """``mixup_layer=0`` on token ids (no floating-point input, ``input_ids`` present): mix their embeddings
+        instead (`mixup_layer="embeddings"`), logged once."""
+        if getattr(self, "_token_ids", False):
+            return True
+        has_float = any(
+            isinstance(value, torch.Tensor) and torch.is_floating_point(value) and value.ndim > 0 and value.shape[0] == batch_size
+            for key, value in inputs.items() if key != self.label_key
+        )
+        if has_float or "input_ids" not in inputs:
+            return False
+        logger.warning(
+            "mixup_layer=0 on token ids, which cannot be averaged: mixing their embeddings instead "
+            '(mixup_layer="embeddings": the output of get_input_embeddings(), attention masks joined)'
+        )
+        self._token_ids = True
+        return True
 
     def _knn_mixup_loss(self, model, inputs, labels, partner, return_outputs, num_items_in_batch, smoothing):
         """mixup with partners fetched from the dataset (`mixup_partner="knn"`): x = lam x + (1 - lam) x_p,

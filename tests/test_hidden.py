@@ -59,7 +59,7 @@ def test_hidden_mixing_is_the_convex_combination(layer):
 def test_hidden_mixing_validation(tmp_path):
     with pytest.raises(ValueError, match="CutMix mixes inputs only"):
         MixupArguments(output_dir=str(tmp_path), mixup_layer=2, cutmix_alpha=1.0, report_to="none")
-    with pytest.raises(ValueError, match="mixup_layer must be an int >= 0"):
+    with pytest.raises(ValueError, match="mixup_layer must be 0 \(the inputs\), \"embeddings\", a block k >= 1"):
         MixupArguments(output_dir=str(tmp_path), mixup_layer=-1, report_to="none")
     model = create_timm_classifier("wide_resnet10_2", 10)
     with pytest.raises(ValueError, match="has 3 stages"):

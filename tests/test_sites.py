@@ -189,3 +189,53 @@ def test_a_model_without_a_site_is_told_what_exists():
     plain = torch.nn.Sequential(torch.nn.Linear(3, 3))
     with pytest.raises(ValueError, match="needs a stack of blocks"):
         BlockSite(plain, 1)
+
+
+# -- MixupTrainer at every site ------------------------------------------------------------------------------
+
+
+def quiet_bert():
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=3, num_attention_heads=2,
+                                     intermediate_size=32, num_labels=3, hidden_dropout_prob=0.0,
+                                     attention_probs_dropout_prob=0.0)
+    return transformers.BertForSequenceClassification(config)
+
+
+@pytest.mark.parametrize("layer", [0, "embeddings", 1, 3, "pooled"])
+@pytest.mark.parametrize("mask", ["union", "first"])
+def test_mixup_trainer_computes_the_loss_at_the_site(tmp_path, layer, mask):
+    """The trainer's loss on a token-id batch is the pair-form cross-entropy of the logits of a forward pass mixed
+    at the site (``mixup_layer=0`` on token ids mixes their embeddings); the model never sees the labels."""
+    from conftest import fixed_mixer, mixup_args
+
+    from hf_mixup import MixupTrainer, mixup_cross_entropy
+
+    model = quiet_bert()
+    inputs = text_inputs(50, pairs=True)
+    labels = torch.tensor([0, 2, 1, 2])
+    trainer = MixupTrainer(model=model, args=mixup_args(tmp_path, mixup_layer=layer, mixup_mask=mask),
+                           mixer=fixed_mixer(DRAW))
+    model.train()
+    loss = trainer.compute_loss(model, {**inputs, "labels": labels})
+    site = site_for(model, "embeddings" if layer == 0 else layer, mask=mask)
+    with torch.no_grad(), site.mixing(DRAW):
+        logits = model(**site.prepare(inputs, DRAW)).logits
+    expected = mixup_cross_entropy(logits, labels, labels[DRAW.index], DRAW.lam).mean()
+    torch.testing.assert_close(loss.detach(), expected, rtol=0, atol=1e-6)
+    with torch.no_grad():
+        clean = mixup_cross_entropy(model(**inputs).logits, labels, labels[DRAW.index], DRAW.lam).mean()
+    assert not torch.allclose(loss.detach(), clean)
+    assert model.config.problem_type is None
+
+
+def test_a_site_the_model_lacks_is_refused_when_the_trainer_is_built(tmp_path):
+    from conftest import mixup_args
+
+    from hf_mixup import MixupTrainer
+
+    with pytest.raises(ValueError, match=r"mixup_layer=9: this BertForSequenceClassification has 3 blocks \(bert.encoder.layer\)"):
+        MixupTrainer(model=quiet_bert(), args=mixup_args(tmp_path, mixup_layer=9))
+    with pytest.raises(ValueError, match='mixup_layer must be 0 .*"embeddings".*"pooled"'):
+        mixup_args(tmp_path, mixup_layer="middle")
+    assert mixup_args(tmp_path, mixup_layer="2").mixup_layer == 2  # as the command line gives it
