@@ -163,11 +163,18 @@ def build_text_model(model_args, names: list[str], train_texts):
             f"--model_name {name!r} is not a text model: text trains small_bert (the default, built here) or a "
             "checkpoint folder / Hub id with a tokenizer (google-bert/bert-base-uncased)"
         )
+    from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
+
+    labels = dict(num_labels=len(names), id2label=id2label, label2id=label2id)
+    config = _load(AutoConfig, name, "config", **labels, **kwargs)
+    if type(config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
+        raise UsageError(
+            f"--model_name {name!r} is a {config.model_type} model, not a text model: text trains small_bert (the "
+            "default) or a checkpoint with a *ForSequenceClassification head (google-bert/bert-base-uncased)"
+        )
     tokenizer = _load(AutoTokenizer, model_args.tokenizer_name or name, "tokenizer")
     if tokenizer.pad_token is None:  # GPT-style tokenizers: pad with the end-of-text token
         tokenizer.pad_token = tokenizer.eos_token
-    labels = dict(num_labels=len(names), id2label=id2label, label2id=label2id)
-    config = _load(AutoConfig, name, "config", **labels, **kwargs)
     if config.pad_token_id is None and tokenizer.pad_token_id is not None:
         config.pad_token_id = tokenizer.pad_token_id
     weights = has_weights(name)
@@ -184,11 +191,6 @@ def build_text_model(model_args, names: list[str], train_texts):
                     raise
                 logger.info("%s holds no weights: the model is built from its config (random initialisation)", name)
                 model = AutoModelForSequenceClassification.from_config(config)
-    except ValueError as error:  # not a sequence-classification architecture (an image model, ...)
-        raise UsageError(
-            f"--model_name {name!r} ({type(config).__name__}) is not a text model: "
-            f"{' '.join(str(error).split())[:300]}"
-        ) from error
     except OSError as error:
         raise UsageError(f"could not load the weights of --model_name {name!r}: {str(error).strip().splitlines()[0]}") from error
     return tokenizer, model
