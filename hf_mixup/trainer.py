@@ -407,6 +407,7 @@ class MixupTrainer(Trainer):
         """mixup with partners fetched from the dataset (`mixup_partner="knn"`): x = lam x + (1 - lam) x_p,
         loss lam CE(y) + (1 - lam) CE(y_p) (or CE on the dominant label with `mixup_targets="input_only"`)."""
         partner_labels = partner.get(self.label_key, partner.get("label"))
+        self._check_batch_class_ids(labels, mixed=True)
         batch_size = labels.shape[0]
         draw = self.mixer.draw(batch_size)  # its weights; the partners are the dataset's
         lam = draw.lam
