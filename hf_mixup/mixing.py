@@ -673,7 +673,8 @@ def select_input_keys(
         raise ValueError(
             f"found no floating-point input to mix in the batch (keys {sorted(batch)}; integer tensors {integer_keys}). "
             "mixup averages inputs: feed float features (pixel_values, input_values, input_features, ...); "
-            "token ids cannot be mixed"
+            "token ids cannot be mixed: mix their embeddings on the device instead (MixupTrainer with "
+            'mixup_layer="embeddings", or 0, and no DataCollatorForMixup)'
         )
     return keys
 

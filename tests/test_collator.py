@@ -193,3 +193,12 @@ def test_a_loop_of_your_own_uses_the_documented_keys(digits_dataset):
         optimizer.zero_grad()
     assert collator._draw_count == 2 and torch.isfinite(loss)
     assert model.config.problem_type is None
+
+
+def test_token_ids_are_refused_with_the_on_device_sites_named():
+    """The collator mixes on the CPU, before the model: token ids cannot be averaged there, and the message names
+    the site that mixes their embeddings on the device."""
+    features = [{"input_ids": torch.tensor([2, 7, 9, 3]), "attention_mask": torch.ones(4, dtype=torch.long), "label": i % 2}
+                for i in range(4)]
+    with pytest.raises(ValueError, match=r'token ids cannot be mixed: mix their embeddings on the device instead \(MixupTrainer with mixup_layer="embeddings"'):
+        DataCollatorForMixup(num_labels=2, seed=0, rank=0)(features)
