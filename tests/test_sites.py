@@ -62,12 +62,30 @@ def vision_models():
     }
 
 
+AUDIO = {
+    "wav2vec2": lambda: transformers.Wav2Vec2ForSequenceClassification(transformers.Wav2Vec2Config(
+        vocab_size=10, hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=3,
+        conv_dim=(8, 8), conv_stride=(4, 4), conv_kernel=(8, 4), num_conv_pos_embeddings=4, num_conv_pos_embedding_groups=2,
+        classifier_proj_size=8, do_stable_layer_norm=True, feat_extract_norm="layer")),
+    "ast": lambda: transformers.ASTForAudioClassification(transformers.ASTConfig(
+        hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32, num_labels=3, patch_size=4,
+        frequency_stride=4, time_stride=4, max_length=16, num_mel_bins=16)),
+}
+
+
 def build(family: str):
     torch.manual_seed(0)
-    model = (TEXT.get(family) or vision_models()[family])().eval()
+    g = torch.Generator().manual_seed(0)
+    model = (TEXT.get(family) or AUDIO.get(family) or vision_models()[family])().eval()
     if family in TEXT:
         return model, text_inputs(50)
-    return model, {"pixel_values": torch.randn(B, 3, 16, 16, generator=torch.Generator().manual_seed(0))}
+    if family == "wav2vec2":
+        values = torch.randn(B, 800, generator=g)
+        mask = (torch.arange(800)[None, :] < torch.tensor([800, 560, 400, 720])[:, None]).long()
+        return model, {"input_values": values * mask, "attention_mask": mask}
+    if family == "ast":
+        return model, {"input_values": torch.randn(B, 16, 16, generator=g)}
+    return model, {"pixel_values": torch.randn(B, 3, 16, 16, generator=g)}
 
 
 def capture_entering(module, store: dict, key: str):
@@ -78,7 +96,7 @@ def capture_entering(module, store: dict, key: str):
     return module.register_forward_pre_hook(hook, with_kwargs=True)
 
 
-FAMILIES = [*TEXT, "vit", "deit", "swin", "resnet", "convnext"]
+FAMILIES = [*TEXT, "vit", "deit", "swin", "resnet", "convnext", *AUDIO]
 
 
 @pytest.mark.parametrize("family", FAMILIES)
