@@ -13,7 +13,13 @@ bundled digits, resized to 32x32 once, held as tensors), same batch. Three confi
 - `same_class`: mixup on the device with partners from the same class in the batch
   (`mixup_partner="same_class"`);
 - `knn`: mixup on the device with partners among the 200 nearest training examples, fetched from the
-  dataset (`mixup_partner="knn"`; the neighbour search runs once, before the timing).
+  dataset (`mixup_partner="knn"`; the neighbour search runs once, before the timing);
+- `embeddings`, `block`, `pooled`: mixup on the device at a mixing site (`mixup_layer="embeddings"`, block 2,
+  `"pooled"`), for `--model small_bert` (a 4-layer, 128-wide BERT on 64-token Rotten Tomatoes sentences, with the
+  tokenizer trained on them) and `--model small_vit` (a 4-layer, 128-wide ViT on the digits at 32x32, patch 4).
+
+    python scripts/bench_overhead.py --model small_bert --kinds embeddings block pooled --output results/bench_sites_bert
+    python scripts/bench_overhead.py --model small_vit --kinds device block pooled --output results/bench_sites_vit
 
 They run in alternating chunks of `--steps` optimizer steps in one process; a callback times every
 step (wall time from one step's end to the next, data loading included), the first `--warmup`
@@ -39,7 +45,9 @@ TARGETS = ("Targets (hf_mixup's): mixup's step at most 1.02x ERM's with the mixi
            "pass (the mix is one pass over the batch); the collator gets more room because it mixes on the CPU "
            "in the loading process, in series with the step when loading runs in the main process. Partners "
            "within a class or among the nearest neighbours: at most 1.1x a random-partner step.")
-KINDS = ("erm", "device", "collator", "same_class", "knn")
+KINDS = ("erm", "device", "collator", "same_class", "knn", "embeddings", "block", "pooled")
+SITES = {"embeddings": "embeddings", "block": 2, "pooled": "pooled"}
+MODELS = ("resnet18", "small_bert", "small_vit")
 
 
 class Digits32(torch.utils.data.Dataset):
@@ -58,11 +66,54 @@ class Digits32(torch.utils.data.Dataset):
         return {"pixel_values": self.pixels[i], "labels": self.labels[i]}
 
 
-def build_trainer(kind: str, model, batch_size: int, steps: int, output_dir: str) -> tuple[MixupTrainer, StepTimer]:
+class TokenizedSentences(torch.utils.data.Dataset):
+    """Rotten Tomatoes training sentences as 64-token ids (a WordPiece vocabulary of 8,000 trained on them)."""
+
+    def __init__(self, length: int = 64):
+        from hf_mixup.data.text import load_rotten_tomatoes, train_tokenizer
+
+        train = load_rotten_tomatoes()["train"]
+        texts = list(train["text"])
+        self.tokenizer = train_tokenizer(texts, vocab_size=8000)
+        encoded = self.tokenizer(texts, max_length=length, truncation=True, padding="max_length",
+                                 return_tensors="pt")
+        self.input_ids, self.attention_mask = encoded["input_ids"], encoded["attention_mask"]
+        self.labels = torch.tensor(list(train["label"]))
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.input_ids[i], "attention_mask": self.attention_mask[i], "labels": self.labels[i]}
+
+
+def build_model_and_data(name: str):
+    """(model, dataset, description) of ``--model``."""
+    torch.manual_seed(0)
+    if name == "small_bert":
+        from transformers import BertForSequenceClassification
+
+        from hf_mixup.data.text import small_bert_config
+
+        data = TokenizedSentences()
+        model = BertForSequenceClassification(small_bert_config(len(data.tokenizer), id2label=["neg", "pos"]))
+        return model, data, "small BERT (4 layers, hidden 128), Rotten Tomatoes sentences padded to 64 tokens"
+    if name == "small_vit":
+        from transformers import ViTConfig, ViTForImageClassification
+
+        config = ViTConfig(image_size=32, patch_size=4, num_channels=3, hidden_size=128, num_hidden_layers=4,
+                           num_attention_heads=2, intermediate_size=512, num_labels=10)
+        return ViTForImageClassification(config), Digits32(), "small ViT (4 layers, hidden 128, patch 4), 3x32x32"
+    model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="resnet18", num_labels=10))
+    return model, Digits32(), "timm resnet18 (TimmWrapperForImageClassification), 3x32x32"
+
+
+def build_trainer(kind: str, model, batch_size: int, steps: int, output_dir: str, data=None) -> tuple[MixupTrainer, StepTimer]:
     args = MixupArguments(
         output_dir=os.path.join(output_dir, kind),
         mixup_alpha=0.0 if kind == "erm" else 1.0,
         mixup_partner=kind if kind in ("same_class", "knn") else "random",
+        mixup_layer=SITES.get(kind, 0),
         per_device_train_batch_size=batch_size,
         max_steps=steps,
         learning_rate=0.01,
@@ -77,7 +128,8 @@ def build_trainer(kind: str, model, batch_size: int, steps: int, output_dir: str
     )
     collator = DataCollatorForMixup() if kind == "collator" else None
     timer = StepTimer()
-    trainer = MixupTrainer(model=model, args=args, train_dataset=Digits32(), data_collator=collator, callbacks=[timer])
+    trainer = MixupTrainer(model=model, args=args, train_dataset=data if data is not None else Digits32(),
+                           data_collator=collator, callbacks=[timer])
     return trainer, timer
 
 
@@ -89,15 +141,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--output", default="results/bench_overhead")
     parser.add_argument("--scratch", default="/tmp/hf_mixup_bench")
-    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS), help="configurations (erm always runs)")
+    parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS[:5]), help="configurations (erm always runs)")
+    parser.add_argument("--model", choices=MODELS, default="resnet18", help="the model and data timed")
     args = parser.parse_args(argv)
 
     kinds = ["erm", *[k for k in args.kinds if k != "erm"]]
     # One model object shared by the three trainers: the weights (and so the arithmetic, denormals
     # included) are the same for every configuration, only the mixing differs.
-    torch.manual_seed(0)
-    model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="resnet18", num_labels=10))
-    trainers = {k: build_trainer(k, model, args.batch_size, args.steps, args.scratch) for k in kinds}
+    model, data, description = build_model_and_data(args.model)
+    trainers = {k: build_trainer(k, model, args.batch_size, args.steps, args.scratch, data) for k in kinds}
 
     def chunk(kind: str) -> list[float]:
         trainer, timer = trainers[kind]
@@ -115,7 +167,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "device": describe_machine(),
         "torch": torch.__version__,
-        "model": "timm resnet18 (TimmWrapperForImageClassification), 3x32x32",
+        "model": description,
         "batch_size": args.batch_size,
         "steps_timed_per_config": {k: len(v) for k, v in samples.items()},
         "median_step_ms": {k: round(v * 1e3, 3) for k, v in medians.items()},
@@ -127,7 +179,10 @@ def main(argv: list[str] | None = None) -> dict:
         }
     names = {"device": ("mixup on the device", "<= 1.02"), "collator": ("mixup in DataCollatorForMixup", "<= 1.05"),
              "same_class": ("mixup, partners of the same class (device)", "<= 1.1x random partners"),
-             "knn": ("mixup, nearest-neighbour partners (device)", "<= 1.1x random partners")}
+             "knn": ("mixup, nearest-neighbour partners (device)", "<= 1.1x random partners"),
+             "embeddings": ('mixup at the token embeddings (mixup_layer="embeddings")', "<= 1.05"),
+             "block": ("mixup entering block 2 (mixup_layer=2)", "<= 1.05"),
+             "pooled": ('mixup of the pooled features (mixup_layer="pooled")', "<= 1.05")}
     rows = []
     for k in kinds[1:]:
         versus = result.get("ratio_vs_random_partner", {}).get(k)
