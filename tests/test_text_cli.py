@@ -60,6 +60,10 @@ def test_pipeline_loads_the_run_and_returns_the_data_label_names(rt_run):
         np.testing.assert_allclose([by_name["neg"], by_name["pos"]], probs.numpy(), rtol=1e-5, atol=1e-6)
     top = classifier(SENTENCES[0])[0]
     assert top["label"] in {"neg", "pos"}
+    # The run's own tokenizer: transformers 5 quietly builds an empty BertTokenizer (5 special tokens, every
+    # word [UNK]) for a folder that holds none, and the scores above would still match.
+    assert len(classifier.tokenizer) == model.config.vocab_size > 1000
+    assert classifier.tokenizer.unk_token_id not in classifier.tokenizer("a gripping film")["input_ids"]
 
 
 def test_the_card_names_the_text_modality(rt_run):

@@ -165,8 +165,7 @@ def build_text_model(model_args, names: list[str], train_texts):
         )
     from transformers.models.auto.modeling_auto import MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
 
-    labels = dict(num_labels=len(names), id2label=id2label, label2id=label2id)
-    config = _load(AutoConfig, name, "config", **labels, **kwargs)
+    config = _load(AutoConfig, name, "config", id2label=id2label, label2id=label2id, **kwargs)  # num_labels follows
     if type(config) not in MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING:
         raise UsageError(
             f"--model_name {name!r} is a {config.model_type} model, not a text model: text trains small_bert (the "
