@@ -192,3 +192,15 @@ def test_an_image_checkpoint_folder_is_not_a_text_model(tmp_path, capsys):
                         "--output_dir", str(tmp_path / "run"), *TINY], prog="hf-mixup train")
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "is a vit model, not a text model" in err[0], err
+
+
+def test_a_folder_without_a_tokenizer_is_refused_not_given_an_empty_one(tmp_path, capsys):
+    """transformers 5 answers AutoTokenizer.from_pretrained on a BERT config alone with a BertTokenizer of the 5
+    special tokens (every word [UNK]): the command refuses it instead of training on [UNK]s."""
+    from transformers import BertConfig
+
+    BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64).save_pretrained(tmp_path / "bert")
+    status = train.run(["--dataset_name", "rotten_tomatoes", "--model_name", str(tmp_path / "bert"),
+                        "--output_dir", str(tmp_path / "run"), *TINY], prog="hf-mixup train")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1 and "holds no tokenizer" in err[0] and "--tokenizer_name" in err[0], err

@@ -171,7 +171,13 @@ def build_text_model(model_args, names: list[str], train_texts):
             f"--model_name {name!r} is a {config.model_type} model, not a text model: text trains small_bert (the "
             "default) or a checkpoint with a *ForSequenceClassification head (google-bert/bert-base-uncased)"
         )
-    tokenizer = _load(AutoTokenizer, model_args.tokenizer_name or name, "tokenizer")
+    source = model_args.tokenizer_name or name
+    tokenizer = _load(AutoTokenizer, source, "tokenizer")
+    if len(tokenizer) <= len(set(tokenizer.all_special_ids)):  # transformers 5 builds an empty one for a folder without
+        raise UsageError(
+            f"{source!r} holds no tokenizer (only its special tokens came back): save one there with "
+            "tokenizer.save_pretrained, or name one with --tokenizer_name"
+        )
     if tokenizer.pad_token is None:  # GPT-style tokenizers: pad with the end-of-text token
         tokenizer.pad_token = tokenizer.eos_token
     if config.pad_token_id is None and tokenizer.pad_token_id is not None:
