@@ -6,11 +6,11 @@ features, on Rotten Tomatoes with a small BERT trained from scratch (the paper's
     python scripts/reproduce_text.py --seeds 1 2 3 4   # a fourth seed: only its runs are new
     python scripts/reproduce_text.py --jobs 2          # two runs at a time (one thread each)
 
-Each run is `hf-mixup train --dataset_name rotten_tomatoes --mixup_alpha <0|alpha> --mixup_layer <site>
---seed <k> --num_train_epochs <epochs> --output_dir <runs_dir>/rotten_tomatoes-<method>-seed<k>` (a process of
-its own): a 4-layer, 128-wide BERT (`small_bert`, its WordPiece tokenizer trained on the training split),
-batches of 32, AdamW with the command's defaults (lr 2e-3, cosine decay, 5% warm-up), evaluated on the held-out
-10% (853 sentences; the package ships only the Hub's train split, see docs/text.md). Writes
+Each run is `hf-mixup train rotten_tomatoes_small_bert --mixup_alpha <0|alpha> --mixup_layer <site> --seed <k>
+--num_train_epochs <epochs> --output_dir <runs_dir>/rotten_tomatoes-<method>-seed<k>` (a process of its own):
+the recipe's 4-layer, 128-wide BERT (`small_bert`, its WordPiece tokenizer trained on the training split),
+batches of 32, AdamW lr 1e-3, weight decay 0.01, 10% warm-up then cosine decay, evaluated on the held-out 10%
+(853 sentences; the package ships only the Hub's train split, see docs/text.md). Writes
 results/text_layers_rotten_tomatoes.{md,json,png}: the last test error and ECE as mean ± standard deviation over
 seeds, and a plot. Each finished run is recorded in <runs_dir>/text_layers_grid.json; running the command again
 skips the runs already there, and an interrupted run resumes from its last epoch checkpoint.
@@ -26,7 +26,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hf_mixup.experiments import command_line, run_grid, write_results
+from hf_mixup.experiments import command_line, file_digest, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 # method -> --mixup_layer (None: ERM, mixup_alpha 0)
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     def run_cell(method: str, seed: int) -> dict:
         layer = METHODS[method]
         command = [
-            str(binary), "train", "--dataset_name", "rotten_tomatoes", "--seed", str(seed),
+            str(binary), "train", "rotten_tomatoes_small_bert", "--seed", str(seed),
             "--mixup_alpha", "0" if layer is None else f"{args.alpha:g}", "--mixup_layer", layer or "0",
             "--num_train_epochs", f"{args.epochs:g}", "--per_device_train_batch_size", str(args.batch_size),
             "--output_dir", run_dir(method, seed), "--report_to", "none", "--disable_tqdm", "true",
@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
             return json.load(f)
 
     os.makedirs(args.runs_dir, exist_ok=True)
-    config = {"alpha": args.alpha, "epochs": args.epochs, "batch_size": args.batch_size}
+    config = {"alpha": args.alpha, "epochs": args.epochs, "batch_size": args.batch_size,
+              "recipe_sha1": file_digest(str(ROOT / "recipes" / "rotten_tomatoes_small_bert.yaml"))}
     run_grid(run_cell, args.methods, args.seeds, state_file=os.path.join(args.runs_dir, "text_layers_grid.json"),
              config=config, desc="text runs", jobs=args.jobs,
              still_done=lambda method, seed: os.path.isfile(os.path.join(run_dir(method, seed), "all_results.json")))
