@@ -175,7 +175,8 @@ def test_mixup_at_the_embeddings_trains_end_to_end(rt_run, tmp_path):
     (["--text_pair_column", "hypothesis"], "--text_pair_column 'hypothesis' is not a column of the dataset"),
     (["--model_name", "resnet18"], "--model_name 'resnet18' is not a text model"),
     (["--label_noise", "0.2"], "--label_noise applies to image datasets only; this dataset is text"),
-], ids=["text_column", "text_pair_column", "image_model_name", "label_noise"])
+    (["--max_seq_length", "1000"], "--max_seq_length 1000 is more than the 512 tokens the model takes"),
+], ids=["text_column", "text_pair_column", "image_model_name", "label_noise", "max_seq_length"])
 def test_mistakes_end_in_one_line_with_status_2(flags, expected, tmp_path, capsys):
     status = train.run(["--dataset_name", "rotten_tomatoes", "--output_dir", str(tmp_path / "run"), *TINY, *flags],
                        prog="hf-mixup train")
@@ -204,3 +205,13 @@ def test_a_folder_without_a_tokenizer_is_refused_not_given_an_empty_one(tmp_path
                         "--output_dir", str(tmp_path / "run"), *TINY], prog="hf-mixup train")
     err = capsys.readouterr().err.strip().splitlines()
     assert status == 2 and len(err) == 1 and "holds no tokenizer" in err[0] and "--tokenizer_name" in err[0], err
+
+
+def test_a_jsonl_with_a_text_column_and_class_ids_is_text_with_the_ids_as_names(tmp_path):
+    rows = [{"text": s, "label": i % 3} for i, s in enumerate(SENTENCES * 10)]
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    prepared = train.prepare(["--dataset_name", str(tmp_path / "data.jsonl"), "--mixup_alpha", "0",
+                              "--output_dir", str(tmp_path / "run"), *TINY, *SMALL_BERT])
+    model = prepared.trainer.model
+    assert model.config.id2label == {0: "0", 1: "1", 2: "2"} and model.num_labels == 3
+    assert sorted(set(prepared.trainer.train_dataset["labels"])) == [0, 1, 2]

@@ -221,6 +221,9 @@ def build_text_trainer(model_args, data_args, training_args, raw) -> tuple[Mixup
             yield from (t or "" for t in train[pair_col])
 
     tokenizer, model = build_text_model(model_args, names, train_texts)
+    if data_args.max_seq_length > tokenizer.model_max_length:
+        raise UsageError(f"--max_seq_length {data_args.max_seq_length} is more than the {tokenizer.model_max_length} "
+                         "tokens the model takes: give at most that")
 
     def tokenize(batch):
         texts = [t or "" for t in batch[text_col]]
