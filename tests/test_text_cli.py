@@ -215,3 +215,38 @@ def test_a_jsonl_with_a_text_column_and_class_ids_is_text_with_the_ids_as_names(
     model = prepared.trainer.model
     assert model.config.id2label == {0: "0", 1: "1", 2: "2"} and model.num_labels == 3
     assert sorted(set(prepared.trainer.train_dataset["labels"])) == [0, 1, 2]
+
+
+def test_hub_ids_of_the_dataset_and_of_a_checkpoint_without_weights(tmp_path, monkeypatch, caplog):
+    """`--dataset_name stanfordnlp/imdb --model_name google-bert/bert-base-uncased` through the real offline Hub
+    loaders: the dataset as `load_dataset` caches it, the checkpoint (config and tokenizer, no weights) in a real
+    Hub cache; the model is built from the config, with a warning."""
+    import datasets
+    from datasets import DatasetDict
+    from huggingface_hub import constants
+    from hub_layout import FakeHub, cache_hub_dataset
+
+    from hf_mixup.data import load_imdb
+
+    imdb = load_imdb()
+    cache_hub_dataset(tmp_path / "datasets", "stanfordnlp/imdb",
+                      DatasetDict({s: imdb[s].shuffle(seed=0).select(range(32)) for s in ("train", "test")}), "plain_text")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "datasets"))
+    hub = FakeHub(tmp_path / "hub")
+    hub.create_repo("google-bert/bert-base-uncased")
+    hub.upload_folder("google-bert/bert-base-uncased", model_folder(tmp_path / "bert", with_weights=False))
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    # Offline for real: conftest sets HF_HUB_OFFLINE after huggingface_hub and datasets have read it, so without
+    # these a run outside `HF_HUB_OFFLINE=1 pytest` spends minutes in network retries.
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="hf_mixup.train"):
+        metrics = train.main(["--dataset_name", "stanfordnlp/imdb", "--model_name", "google-bert/bert-base-uncased",
+                              "--mixup_alpha", "0", "--output_dir", str(out), *TINY, "--max_steps", "2"])
+    assert "google-bert/bert-base-uncased holds no weights" in caplog.text
+    assert np.isfinite(metrics["train_loss"]) and "test_accuracy" in metrics
+    config = json.loads((out / "config.json").read_text())
+    assert config["id2label"] == {"0": "neg", "1": "pos"} and config["hidden_size"] == 32
+    card = (out / "README.md").read_text()
+    assert "stanfordnlp/imdb" in card and "pipeline_tag: text-classification" in card

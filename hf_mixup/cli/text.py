@@ -185,7 +185,7 @@ def build_text_model(model_args, names: list[str], train_texts):
     weights = has_weights(name)
     try:
         if weights is False:
-            logger.info("%s holds no weights: the model is built from its config (random initialisation)", name)
+            logger.warning("%s holds no weights: the model is built from its config (random initialisation)", name)
             model = AutoModelForSequenceClassification.from_config(config)
         else:
             try:
@@ -194,7 +194,7 @@ def build_text_model(model_args, names: list[str], train_texts):
             except OSError as error:
                 if "does not appear to have" not in str(error):
                     raise
-                logger.info("%s holds no weights: the model is built from its config (random initialisation)", name)
+                logger.warning("%s holds no weights: the model is built from its config (random initialisation)", name)
                 model = AutoModelForSequenceClassification.from_config(config)
     except OSError as error:
         raise UsageError(f"could not load the weights of --model_name {name!r}: {str(error).strip().splitlines()[0]}") from error
