@@ -157,6 +157,7 @@ def build_text_model(model_args, names: list[str], train_texts):
         else:
             tokenizer = train_tokenizer(train_texts(), vocab_size=model_args.vocab_size)
         config = small_bert_config(len(tokenizer), id2label=names, pad_token_id=tokenizer.pad_token_id or 0, **kwargs)
+        tokenizer.model_max_length = min(tokenizer.model_max_length, config.max_position_embeddings)  # for pipelines
         return tokenizer, BertForSequenceClassification(config)
     if not is_checkpoint_name(name):
         raise UsageError(
