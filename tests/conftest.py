@@ -8,15 +8,16 @@ import socket
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
-from datasets import ClassLabel, Dataset, Features, Sequence, Value
-
-ROOT = Path(__file__).resolve().parents[1]
-
+# Before datasets and huggingface_hub are imported: they read HF_HUB_OFFLINE once, at import.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from datasets import ClassLabel, Dataset, Features, Sequence, Value  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_sessionfinish(session, exitstatus):
