@@ -89,7 +89,7 @@ def available_sites(model: nn.Module) -> list[str]:
 def _input_embeddings(model: nn.Module) -> nn.Module | None:
     try:
         return model.get_input_embeddings()
-    except (AttributeError, NotImplementedError):
+    except (AttributeError, NotImplementedError):  # transformers' default for models without input embeddings
         return None
 
 

@@ -166,18 +166,13 @@ def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, A
     set_seed(training_args.seed)
     check_label_noise_flags(data_args)
     raw = load_raw(data_args)
-    if is_text(data_args, raw[data_args.train_split]):
-        if data_args.label_noise is not None:
-            raise UsageError("--label_noise applies to image datasets only; this dataset is text: leave it out")
-        trainer, evaluation, eval_split = build_text_trainer(model_args, data_args, training_args, raw)
-        trainer.check_inputs()
-        return trainer, evaluation, eval_split
-    if is_tabular(data_args, raw[data_args.train_split]):
-        if data_args.label_noise is not None:
-            raise UsageError("--label_noise applies to image datasets only; this dataset is a table: leave it out")
-        trainer, evaluation, eval_split = build_table_trainer(model_args, data_args, training_args, raw)
-        trainer.check_inputs()
-        return trainer, evaluation, eval_split
+    for detect, build_other, kind in ((is_text, build_text_trainer, "text"), (is_tabular, build_table_trainer, "a table")):
+        if detect(data_args, raw[data_args.train_split]):
+            if data_args.label_noise is not None:
+                raise UsageError(f"--label_noise applies to image datasets only; this dataset is {kind}: leave it out")
+            trainer, evaluation, eval_split = build_other(model_args, data_args, training_args, raw)
+            trainer.check_inputs()
+            return trainer, evaluation, eval_split
     raw = select_classes(raw, data_args)
     train, evaluation, eval_split, input_col, label_col, labels = load_splits(data_args, training_args.seed, raw)
     audio = isinstance(train.features[input_col], datasets.Audio)
