@@ -50,13 +50,16 @@ def train_knn(output: Path, per_device_batch: int) -> None:
 
 
 if __name__ == "__main__":
+    from hf_mixup.cli.common import end_processes
+
     output = Path(sys.argv[1])
     if len(sys.argv) > 3 and sys.argv[3] == "knn":
         train_knn(output, int(sys.argv[2]))
-        sys.exit(0)
-    trainer = train(output, int(sys.argv[2]))
-    if trainer.is_world_process_zero():
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, output / "weights.pt")
-        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-        (output / "run.json").write_text(json.dumps({"world_size": trainer.args.world_size, "losses": losses}))
+    else:
+        trainer = train(output, int(sys.argv[2]))
+        if trainer.is_world_process_zero():
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, output / "weights.pt")
+            losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+            (output / "run.json").write_text(json.dumps({"world_size": trainer.args.world_size, "losses": losses}))
+    end_processes()  # a gloo group left to the interpreter's teardown can abort a rank

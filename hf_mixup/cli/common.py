@@ -139,3 +139,16 @@ def split_and_subset(data_args, seed: int, raw, label_col: str):
     if data_args.max_eval_samples is not None:
         evaluation = evaluation.select(range(min(data_args.max_eval_samples, len(evaluation))))
     return train, evaluation, eval_split
+
+
+def end_processes(finished: bool = True) -> None:
+    """Leave the process group before the interpreter exits. A gloo group left to the interpreter's
+    teardown can abort a rank after its work is done ('terminate called without an active exception',
+    SIGABRT, and `accelerate launch` fails the whole run). ``finished``: every rank got here (wait for
+    the others first); on an error path the group is destroyed without waiting."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if finished:
+            dist.barrier()
+        dist.destroy_process_group()

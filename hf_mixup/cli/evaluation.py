@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .common import end_processes
 from .errors import UsageError
 
 
@@ -39,8 +40,10 @@ def run_script(prepare: Callable[[list[str] | None], tuple], execute: Callable[.
     except ValueError as error:
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
+        end_processes(finished=False)
         return 2
     execute(*prepared, argv=argv)
+    end_processes()
     return 0
 
 

@@ -45,7 +45,7 @@ from ..data import OFFLINE_DATASETS
 from ..trainer import MixupTrainer
 from .audio import AudioDataArguments, build_audio_trainer, select_classes
 from .common import DataArguments as CommonDataArguments
-from .common import load_raw, load_splits
+from .common import end_processes, load_raw, load_splits
 from .errors import UsageError
 from .output_dir import check_output_dir, finish_run, start_run
 from .images import ImageDataArguments, ImageModelArguments, build_image_trainer
@@ -391,9 +391,11 @@ def run(argv: list[str] | None = None, prog: str | None = None) -> int:
     except ValueError as error:  # UsageError, and the argument checks of MixupArguments / TrainingArguments
         message = " ".join(str(error).split()) or type(error).__name__
         print(f"{prog}: error: {message}", file=sys.stderr)
+        end_processes(finished=False)
         return 2
     if prepared.finished is None:
         prepared.train()
+    end_processes()
     return 0
 
 
