@@ -1,0 +1,122 @@
+"""hf_mixup.paper against the paper's own text (../shared/paper/mixup-iclr2018.md beside the checkout, its
+tables as tab-separated lines), and the findings' lines."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from hf_mixup import paper
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_TEXT = ROOT.parent / "shared" / "paper" / "mixup-iclr2018.md"
+
+
+@pytest.fixture(scope="module")
+def text() -> str:
+    assert PAPER_TEXT.is_file(), f"the paper's text is read from {PAPER_TEXT} (the shared folder beside the checkout)"
+    return PAPER_TEXT.read_text()
+
+
+def rows_between(text: str, start: str, end: str) -> list[list[str]]:
+    """The tab-separated rows from the line starting with ``start`` to the next line starting with ``end``, HTML
+    tags dropped, each row's cells stripped."""
+    lines = text.splitlines()
+    first = next(k for k, line in enumerate(lines) if line.startswith(start))
+    last = next(k for k in range(first + 1, len(lines)) if lines[k].startswith(end))
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in line.split("\t")]
+            for line in lines[first + 1:last] if "\t" in line]
+
+
+def numbers(row: list[str]) -> list[float]:
+    return [float(cell) for cell in row if re.fullmatch(r"\d+(\.\d+)?", cell)]
+
+
+def test_table2_every_row_matches_the_text(text):
+    rows = rows_between(text, "Label corruption\tMethod", "Table 2:")[1:]  # the first row is the sub-header
+    assert len(rows) == len(paper.TABLE2) == 12
+    for printed, row in zip(rows, paper.TABLE2):
+        assert numbers(printed) == [row.best, row.last, row.real, row.corrupted], printed
+        if printed[0]:
+            assert printed[0] == f"{round(row.noise * 100)}%"
+    assert paper.TABLE2[3].method == "mixup + dropout (alpha = 4, p = 0.1)"  # as printed, p outside the text's grid
+
+
+def test_table3_white_and_black_box_match_the_text(text):
+    white = rows_between(text, "Metric\tMethod\tFGSM\tI-FGSM", "(a) White box")
+    after_white = text[text.index("(a) White box"):]
+    black = rows_between(after_white, "Metric\tMethod\tFGSM\tI-FGSM", "(b) Black box")
+    for setting, rows in (("white box", white), ("black box", black)):
+        assert len(rows) == 4
+        for k, metric in enumerate(("top1", "top5")):
+            erm, mixup = numbers(rows[2 * k]), numbers(rows[2 * k + 1])
+            for column, attack in enumerate(("fgsm", "ifgsm")):
+                assert paper.TABLE3[(setting, metric, attack)] == (erm[column], mixup[column])
+
+
+def test_table4_all_six_sets_match_the_text(text):
+    rows = rows_between(text, "Dataset\tERM", "Table 4:")
+    printed = {}
+    for row in rows:
+        printed[row[0]] = tuple(numbers(row[1:3]))
+        printed[row[3]] = tuple(numbers(row[4:6]))
+    assert {name.lower(): value for name, value in printed.items()} == {
+        name.lower(): value for name, value in paper.TABLE4.items()}
+
+
+def test_table5_all_22_rows_at_both_weight_decays_match_the_text(text):
+    rows = rows_between(text, "Method\tSpecification", "Table 5:")[1:]  # the first row is the sub-header
+    assert len(rows) == len(paper.TABLE5) == 22
+    for printed, (name, errors) in zip(rows, paper.TABLE5.items()):
+        assert tuple(numbers(printed)[-2:]) == errors, (name, printed)
+    assert paper.TABLE5["mixup_ac_rp"] == (4.24, 4.68) and paper.TABLE5["noise_0.2"] == (7.16, 7.24)
+
+
+def test_figure4_speech_table_matches_the_text(text):
+    rows = rows_between(text, "Model\tMethod\tValidation set", "Figure 4:")
+    assert [tuple(numbers(row)[-2:]) for row in rows] == list(paper.FIGURE4.values())
+
+
+def test_every_setting_names_the_papers_data_and_model():
+    assert "CIFAR-10" in paper.TABLE2_SETTING and "PreAct ResNet-18" in paper.TABLE2_SETTING
+    assert "200 epochs" in paper.TABLE2_SETTING and "200 epochs" in paper.TABLE5_SETTING
+    assert "ImageNet" in paper.TABLE3_SETTING and "ResNet-101" in paper.TABLE3_SETTING
+    assert "UCI" in paper.TABLE4_SETTING and "CIFAR-10" in paper.TABLE5_SETTING
+
+
+def test_the_papers_own_tables_bear_out_its_findings_where_it_says_so():
+    """Each check run on the paper's own table: they hold, except where the printed table itself falls short."""
+    table2 = paper.corrupted_label_checks(paper.table2_by_family())
+    assert all(all(items.values()) for items in table2.values()), table2
+    table3 = paper.adversarial_checks(paper.TABLE3)
+    assert all(all(items.values()) for items in table3.values()), table3
+    table4 = paper.uci_checks(paper.TABLE4)
+    assert all(all(items.values()) for items in table4.values()), table4
+    table5 = paper.ablation_checks(paper.TABLE5)
+    failing = {claim: [k for k, ok in items.items() if not ok] for claim, items in table5.items() if not all(items.values())}
+    assert failing == {"Gaussian noise regularises little: like ERM, it prefers the larger weight decay": ["sigma = 0.2"]}
+
+
+def test_finding_lines_say_where_each_side_fails():
+    same = paper.Finding("A", {"20%": True, "50%": True}, {"20%": True, "50%": True})
+    assert same.line() == "- A: agrees"
+    partly = paper.Finding("B", {"20%": True, "50%": True}, {"20%": True, "50%": False})
+    assert partly.line() == "- B: differs at 50% (ours: not at 50%)"
+    opposite = paper.Finding("C", {"": True}, {"": False})
+    assert opposite.line() == "- C: differs (it holds in the paper, not in ours)"
+    neither = paper.Finding("D", {"": False}, {"": False})
+    assert neither.line() == "- D: agrees (it holds in neither)"
+    only_shared = paper.Finding("E", {"20%": False, "50%": True}, {"50%": True})
+    assert only_shared.line() == "- E: agrees" and only_shared.items == ["50%"]
+    both = paper.Finding("F", {"a": False, "b": True}, {"a": False, "b": True})
+    assert both.line() == "- F: agrees (the paper: not at a; ours: not at a)"
+
+
+def test_compare_runs_one_check_on_both_tables():
+    ours = {row: (errors[0] + 7, errors[1] + 7) for row, errors in paper.TABLE5.items()}
+    ours["mixup_ac_rp"] = (12.02, 11.78)  # prefers the larger weight decay, unlike the paper's
+    findings = {f.claim: f for f in paper.compare(paper.ablation_checks, paper.TABLE5, ours)}
+    assert not findings["mixup prefers the smaller weight decay (1e-4)"].agrees
+    assert findings["ERM prefers the larger weight decay (5e-4)"].agrees
