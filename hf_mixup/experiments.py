@@ -6,7 +6,8 @@
 - `time_interleaved()`: times candidates round by round, each once per round, so that all of them see the
   same machine state;
 - `write_results()`: a results table as `<output>.md` and its figures as `<output>.json`; the json
-  always records the command line (`sys.argv`) and the machine;
+  always records the command line (`sys.argv`) and the machine; `render_results()` writes the page again
+  from the json alone;
 - `run_grid()`: runs each (seed, method) cell of an experiment, records every finished cell on disk and
   skips it when the grid is started again.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "describe_machine",
     "file_digest",
     "machine",
+    "render_results",
     "run_grid",
     "time_interleaved",
     "write_results",
@@ -236,22 +238,29 @@ def command_line(argv: Sequence[str] | None = None, script: str | None = None) -
 
 def write_results(
     output: str,
-    text: str,
+    text: str | None,
     payload: Mapping[str, Any],
     *,
     argv: Sequence[str] | None = None,
     script: str | None = None,
     echo: bool = True,
+    render: Callable[[dict[str, Any]], str] | None = None,
 ) -> dict[str, Any]:
     """Write ``text`` to ``<output>.md`` and ``payload`` to ``<output>.json`` (printing ``text``).
 
     The json always gets ``command`` (`command_line(argv, script)`), ``argv`` (the full ``sys.argv`` of
-    the process) and ``machine`` (`machine()`), next to the payload's own keys. Returns what was written.
+    the process) and ``machine`` (`machine()`), next to the payload's own keys. With ``render`` (and ``text``
+    None), the page is ``render(record)`` of exactly what the json records, so `render_results` can write it
+    again from the json alone. Returns what was written.
     """
     record = dict(payload)
     record["command"] = command_line(argv, script)
     record["argv"] = list(sys.argv)
     record["machine"] = machine()
+    if text is None:
+        if render is None:
+            raise ValueError("write_results needs the page's text or a render function")
+        text = render(record)
     if echo:
         print(text)
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
@@ -261,6 +270,17 @@ def write_results(
         json.dump(record, f, indent=2)
         f.write("\n")
     return record
+
+
+def render_results(output: str, render: Callable[[dict[str, Any]], str]) -> str:
+    """Write ``<output>.md`` again from ``<output>.json`` alone (``render(record)``), without running anything:
+    the page follows a change of its renderer, its figures stay those the json records. Returns the page."""
+    with open(output + ".json") as f:
+        record = json.load(f)
+    text = render(record)
+    with open(output + ".md", "w") as f:
+        f.write(text)
+    return text
 
 
 # --------------------------------------------------------------------------------------------- grid

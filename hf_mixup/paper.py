@@ -344,7 +344,8 @@ class Finding:
         return all(self.paper[item] == self.ours[item] for item in self.items)
 
     def line(self) -> str:
-        """``- <claim>: agrees`` or ``differs``, with where the finding fails on either side."""
+        """``- <claim>: agrees``, ``differs`` or ``agrees at <items>, differs at <items>``; where the paper's own
+        table falls short of the finding, where it fails on each side."""
         items = self.items
         if not items:
             return f"- {self.claim}: no item in common to compare"
@@ -354,9 +355,13 @@ class Finding:
             sides = {(True, True): "", (False, False): " (it holds in neither)",
                      (True, False): " (it holds in the paper, not in ours)", (False, True): " (it holds in ours, not in the paper)"}
             return f"- {self.claim}: {verdict}{sides[(self.paper[''], self.ours[''])]}"
-        verdict = "agrees" if not differ else "differs" if len(differ) == len(items) else f"differs at {', '.join(differ)}"
-        notes = [f"{side}: not at {', '.join(failed)}" for side, table in (("the paper", self.paper), ("ours", self.ours))
-                 if (failed := [item for item in items if not table[item]])]
+        agree = [item for item in items if item not in differ]
+        verdict = ("agrees" if not differ else "differs" if not agree
+                   else f"agrees at {', '.join(agree)}, differs at {', '.join(differ)}")
+        notes = []
+        if not all(self.paper[item] for item in items):  # else "differs" can only mean ours fails there
+            notes = [f"{side}: not at {', '.join(failed)}" for side, table in (("the paper", self.paper), ("ours", self.ours))
+                     if (failed := [item for item in items if not table[item]])]
         return f"- {self.claim}: {verdict}" + (f" ({'; '.join(notes)})" if notes else "")
 
 

@@ -22,7 +22,8 @@ unaugmented inputs), SGD (lr 0.1, momentum 0.9, batch 128) for --epochs epochs, 
 by 10 at half and three quarters of them (the paper: 200 epochs, divided at 100 and 150). The test error is
 evaluated after every one of the last --last epochs on the 10,000 test images, and the cell's figure is
 their median, as the paper reports. Each finished cell is recorded in <runs_dir>/ablations_grid.json and
-skipped when the command is run again. The table goes to results/ablations.{md,json}.
+skipped when the command is run again. The table, with the paper's Table 5 beside it, goes to
+results/ablations.{md,json}; `--render_only` writes the .md again from the .json.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hf_mixup.experiments import command_line, describe_machine, run_grid, write_results
+from hf_mixup import paper
+from hf_mixup.experiments import describe_machine, render_results, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,11 +63,7 @@ ROWS: dict[str, tuple[str, str, list[str]]] = {
     **{f"noise_{s:g}": ("add Gaussian noise to inputs", f"sigma = {s:g}", ["--mixup_alpha", "0", "--input_noise_std", f"{s:g}"])
        for s in (0.05, 0.1, 0.2)},
 }
-WEIGHT_DECAYS = (1e-4, 5e-4)
-# The paper's Table 5 figures that a readable source confirms: the ERM and mixup (AC + RP) rows, test error (%) of
-# PreAct ResNet-18 on CIFAR-10 at weight decay 1e-4 and 5e-4, as the authors' repository lists them.
-PAPER_SOURCE = "https://github.com/hongyi-zhang/mixup/blob/master/cifar/README.md"
-PAPER_ERRORS = {"erm": {1e-4: 5.53, 5e-4: 5.18}, "mixup_ac_rp": {1e-4: 4.24, 5e-4: 4.68}}
+WEIGHT_DECAYS = paper.TABLE5_WEIGHT_DECAYS
 # The paper's conclusions from its Table 5 (Section 3.8), quoted.
 PAPER_CONCLUSIONS = (
     "First, mixup is the best data augmentation method we test, and is significantly better than the second best "
@@ -107,6 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--data", default="data/fashion_mnist", help="a saved Fashion-MNIST, prepared if missing")
     parser.add_argument("--runs_dir", default="runs")
     parser.add_argument("--output", default="results/ablations")
+    parser.add_argument("--render_only", action="store_true",
+                        help="write <output>.md again from <output>.json, running nothing")
     parser.add_argument("--jobs", type=int, default=1, help="cells run at once (each a process)")
     parser.add_argument("--launch", default=os.environ.get("LAUNCH") or f"{sys.executable} {ROOT / 'scripts' / 'train.py'}",
                         help="the command that runs scripts/train.py (default: this Python)")
@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.last < 1 or args.last > args.epochs:
         parser.error(f"--last {args.last}: give a number of final epochs between 1 and --epochs ({args.epochs})")
     os.chdir(ROOT)
+    if args.render_only:
+        render_results(args.output, render)
+        return json.loads(Path(f"{args.output}.json").read_text())["cells"]
     from hf_mixup.data import prepared_fashion_mnist
 
     prepared_fashion_mnist(args.data)
@@ -153,53 +156,68 @@ def main(argv: list[str] | None = None) -> dict:
     config = {key: getattr(args, key) for key in ("train_samples", "epochs", "last", "width", "knn_k", "batch_size", "data", "extra")}
     outcome = run_grid(run_cell, list(by_cell), args.seeds, state_file=os.path.join(args.runs_dir, "ablations_grid.json"),
                        config=config, desc="Table 5", jobs=args.jobs)
-    text, payload = summarise(outcome.results, args, command_line(argv, __file__), outcome.seconds)
-    write_results(args.output, text, {"cells": payload, "settings": config, "seconds": outcome.seconds}, argv=argv,
-                  script=__file__)
+    payload = summarise(outcome.results, args)
+    machines = sorted({r.get("machine", "not recorded") for cell in outcome.results.values() for r in cell.values()})
+    write_results(args.output, None, {"cells": payload, "settings": config, "seconds": outcome.seconds, "rows": args.rows,
+                                    "weight_decays": args.weight_decays, "seeds": args.seeds, "machines": machines},
+                  argv=argv, script=__file__, render=render)
     return payload
 
 
-def summarise(results: dict, args, command: str, seconds: float) -> tuple[str, dict]:
-    machines = "; ".join(sorted({r.get("machine", "not recorded") for cell in results.values() for r in cell.values()}))
-    header = " | ".join(f"test error, weight decay {wd:g}" for wd in args.weight_decays)
-    lines = [
-        "# Ablations (Table 5) on Fashion-MNIST",
-        "",
-        f"`{command}` ({seconds / 60:.0f} min of runs, summed over the cells; the runs' machine: {machines}).",
-        "",
-        f"PreAct ResNet-18 ({args.width} width), {args.train_samples} training images drawn by the seed, no augmentation, "
-        f"{args.epochs} epochs of SGD at lr 0.1 divided by 10 at epochs {args.epochs / 2:g} and {args.epochs * 3 / 4:g}; "
-        f"k = {args.knn_k} for the KNN rows. Each figure: the median test error (%) of the last {args.last} epochs, then "
-        f"the mean ± std of that median over seeds {', '.join(map(str, args.seeds))}.",
-        "",
-        f"The last columns are the paper's test errors (CIFAR-10, full-width PreAct ResNet-18, 200 epochs) for the rows a "
-        f"readable source confirms, the authors' repository ({PAPER_SOURCE}); the paper's other rows are not shown.",
-        "",
-        f"| method | specification | {header} | "
-        + " | ".join(f"paper, weight decay {wd:g}" for wd in args.weight_decays) + " |",
-        "|---|---|" + "---|" * (2 * len(args.weight_decays)),
-    ]
+def summarise(results: dict, args) -> dict:
+    """Per cell, the mean ± std over seeds of the runs' medians."""
     payload: dict = {}
     for row in args.rows:
         for wd in args.weight_decays:
             values = [results[cell_name(row, wd)][s]["median_test_error"] for s in args.seeds]
             payload[cell_name(row, wd)] = {"mean": statistics.fmean(values),
                                            "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
-    lowest = {wd: min(args.rows, key=lambda row: payload[cell_name(row, wd)]["mean"]) for wd in args.weight_decays}
-    for row in args.rows:
+    return payload
+
+
+def render(record: dict) -> str:
+    """results/ablations.md from what results/ablations.json records: our table with the paper's Table 5 beside
+    it, and the paper's findings checked on both."""
+    rows, weight_decays, seeds, settings = record["rows"], record["weight_decays"], record["seeds"], record["settings"]
+    cells = record["cells"]
+    epochs = settings["epochs"]
+    header = " | ".join(f"test error, weight decay {wd:g}" for wd in weight_decays)
+    lines = [
+        "# Ablations (Table 5) on Fashion-MNIST",
+        "",
+        f"`{record['command']}` ({record['seconds'] / 60:.0f} min of runs, summed over the cells; the runs' machine: "
+        f"{'; '.join(record['machines'])}).",
+        "",
+        f"PreAct ResNet-18 ({settings['width']} width), {settings['train_samples']} training images drawn by the seed, no "
+        f"augmentation, {epochs} epochs of SGD at lr 0.1 divided by 10 at epochs {epochs / 2:g} and {epochs * 3 / 4:g}; "
+        f"k = {settings['knn_k']} for the KNN rows. Each figure: the median test error (%) of the last {settings['last']} "
+        f"epochs, then the mean ± std of that median over seeds {', '.join(map(str, seeds))}.",
+        "",
+        f"The last columns are the paper's Table 5, another experiment: {paper.TABLE5_SETTING}.",
+        "",
+        f"| method | specification | {header} | "
+        + " | ".join(f"paper, weight decay {wd:g}" for wd in weight_decays) + " |",
+        "|---|---|" + "---|" * (2 * len(weight_decays)),
+    ]
+    lowest = {wd: min(rows, key=lambda row: cells[cell_name(row, wd)]["mean"]) for wd in weight_decays}
+    for row in rows:
         method, spec, _ = ROWS[row]
-        cells = []
-        for wd in args.weight_decays:
-            figure = payload[cell_name(row, wd)]
+        ours = []
+        for wd in weight_decays:
+            figure = cells[cell_name(row, wd)]
             text = f"{figure['mean']:.2f} ± {figure['std']:.2f}"
-            cells.append(f"**{text}**" if lowest[wd] == row else text)
-        paper = [f"{PAPER_ERRORS[row][wd]:.2f}" if wd in PAPER_ERRORS.get(row, {}) else "" for wd in args.weight_decays]
-        lines.append(f"| {method} | {spec} | " + " | ".join(cells + paper) + " |")
+            ours.append(f"**{text}**" if lowest[wd] == row else text)
+        theirs = [f"{paper.TABLE5[row][paper.TABLE5_WEIGHT_DECAYS.index(wd)]:.2f}"
+                  if row in paper.TABLE5 and wd in paper.TABLE5_WEIGHT_DECAYS else "" for wd in weight_decays]
+        lines.append(f"| {method} | {spec} | " + " | ".join(ours + theirs) + " |")
     lines += ["", "Lowest mean error (bold): " + "; ".join(
-        f"{' '.join(filter(None, ROWS[lowest[wd]][:2]))} at weight decay {wd:g}" for wd in args.weight_decays) + ".",
-              "", "The paper's conclusions from its Table 5 (CIFAR-10, PreAct ResNet-18, 200 epochs):", "",
-              f"> {PAPER_CONCLUSIONS}", ""]
-    return "\n".join(lines), payload
+        f"{' '.join(filter(None, ROWS[lowest[wd]][:2]))} at weight decay {wd:g}" for wd in weight_decays) + ".", ""]
+    if set(paper.TABLE5) <= set(rows) and tuple(weight_decays) == paper.TABLE5_WEIGHT_DECAYS:
+        ours_table = {row: tuple(cells[cell_name(row, wd)]["mean"] for wd in weight_decays) for row in paper.TABLE5}
+        lines += paper.findings_section(paper.compare(paper.ablation_checks, paper.TABLE5, ours_table),
+                                        "ours on the mean over seeds")
+    lines += ["The paper's conclusions from its Table 5, in its words:", "", f"> {PAPER_CONCLUSIONS}", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ runs/attack-triple<a>-<b>.{md,json,png}. Every finished model and the attacks of
 recorded and skipped when the command is run again (a new set of triples attacks every triple again).
 
 The summary, mean ± std over the triples, goes to results/attack_fashion_mnist.{md,json} (top-1 and top-5
-error at epsilon = 4/255, beside the paper's ImageNet table) and the top-1 error over epsilon to
-results/attack_fashion_mnist.png.
+error at epsilon = 4/255, beside the paper's ImageNet table and its findings) and the top-1 error over epsilon to
+results/attack_fashion_mnist.png; `--render_only` writes the .md again from the .json.
 """
 
 from __future__ import annotations
@@ -34,16 +34,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hf_mixup.experiments import command_line, describe_machine, file_digest, run_grid, write_results
+from hf_mixup import paper
+from hf_mixup.experiments import describe_machine, file_digest, render_results, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 EPSILONS = ["1/255", "2/255", "4/255", "8/255", "16/255"]
 ATTACKS = {"fgsm": "FGSM", "ifgsm": "I-FGSM"}
-# The paper's Table 3 (ImageNet, ResNet-101, epsilon = 4): top-1 error (%), ERM / mixup, in the two cells its
-# text quantifies ("2.7 times more robust" for white-box FGSM, "about 40% more robust" for black-box I-FGSM,
-# both in top-1 accuracy).
-PAPER_TOP1 = {("white box", "fgsm"): (90.7, 75.2), ("black box", "ifgsm"): (57.3, 40.9)}
-
+# Our table's columns, keyed as hf_mixup.paper.TABLE3's settings with ERM's role in each.
+COLUMNS = (("white box", "erm"), ("white box", "mixup"), ("black box", "erm2"), ("black box", "mixup"))
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -56,7 +54,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default="results/attack_fashion_mnist")
     parser.add_argument("--launch", default=os.environ.get("LAUNCH") or f"{sys.executable} {ROOT / 'scripts' / 'train.py'}",
                         help="the command that runs scripts/train.py (default: this Python)")
+    parser.add_argument("--render_only", action="store_true",
+                        help="write <output>.md again from <output>.json, running nothing")
     args = parser.parse_args(argv)
+    if args.render_only:
+        os.chdir(ROOT)
+        render_results(args.output, render)
+        return json.loads(Path(f"{args.output}.json").read_text())
     if len(args.seeds) % 2 or len(args.seeds) < 2 or len(set(args.seeds)) != len(args.seeds):
         parser.error(f"--seeds {args.seeds}: give distinct seeds in pairs (ERM #1 / mixup seed, ERM #2 seed)")
     os.chdir(ROOT)
@@ -121,10 +125,11 @@ def main(argv: list[str] | None = None) -> dict:
     outcome = run_grid(attack, ["attack"], list(range(len(triples))), state_file=os.path.join(args.runs_dir, "attack_grid.json"),
                        config={**attack_config, "triples": [list(t) for t in triples]}, desc="attacks")
     per_triple = [outcome.results["attack"][i] for i in range(len(triples))]
-    text, payload = summarise(per_triple, run_dir, args, command_line(argv, __file__))
+    payload = summarise(per_triple, run_dir)
     plot(payload, args.output + ".png")
     payload["plot"] = args.output + ".png"
-    write_results(args.output, text, payload, argv=argv, script=__file__)
+    payload.update(recipe=args.recipe, max_samples=args.max_samples, triples=[list(t) for t in triples])
+    write_results(args.output, None, payload, argv=argv, script=__file__, render=render)
     return payload
 
 
@@ -160,58 +165,81 @@ def stat(values: list[float]) -> str:
     return f"{statistics.fmean(values):.1f} ± {sd:.1f}"
 
 
-def summarise(per_triple: list[dict], run_dir, args, command: str) -> tuple[str, dict]:
+def summarise(per_triple: list[dict], run_dir) -> dict:
+    """The per-triple errors at epsilon = 4/255 (``epsilon_4``) and the top-1 error over epsilon (``curves``)."""
     table = role_errors(per_triple, run_dir)
-    triples = ", ".join(f"({t['triple'][0]}, {t['triple'][1]}, {t['triple'][0]})" for t in per_triple)
+    payload: dict = {"epsilon_4": {}, "curves": {}}
+    for metric in ("top1", "top5"):
+        for attack in ("fgsm", "ifgsm"):
+            cells = [table[(setting, attack, role)][4][metric] for setting, role in COLUMNS]
+            payload["epsilon_4"][f"{metric}/{attack}"] = dict(zip(
+                ["white_erm", "white_mixup", "black_erm2", "black_mixup"], [{"mean": statistics.fmean(c), "values": c} for c in cells]))
+    for setting, roles in (("white box", ("erm", "mixup")), ("black box", ("erm2", "mixup"))):
+        for attack in ("fgsm", "ifgsm"):
+            for role in roles:
+                base = table[(setting, "clean", role)][0]["top1"]
+                curve = [table[(setting, attack, role)][round(Fraction_255(e))]["top1"] for e in EPSILONS]
+                payload["curves"][f"{setting}/{attack}/{role}"] = {
+                    "epsilons": [0] + [round(Fraction_255(e)) for e in EPSILONS],
+                    "mean": [statistics.fmean(v) for v in [base, *curve]],
+                    "std": [statistics.stdev(v) if len(v) > 1 else 0.0 for v in [base, *curve]],
+                }
+    return payload
+
+
+def render(record: dict) -> str:
+    """results/attack_fashion_mnist.md from what its .json records: our tables, the paper's Table 3 in full in the
+    same layout, and the paper's findings checked on both."""
+    def stat_of(curve: dict, k: int) -> str:
+        return f"{curve['mean'][k]:.1f} ± {curve['std'][k]:.1f}"
+
+    triples = record["triples"]
+    described = ", ".join(f"({a}, {b}, {a})" for a, b in triples)
     lines = [
         "# Adversarial examples (Table 3) on Fashion-MNIST",
         "",
-        f"`{command}` ({describe_machine()}).",
+        f"`{record['command']}` ({describe_machine(record['machine'])}).",
         "",
-        f"Models: `{args.recipe}` ({recipe_model(args.recipe)}); per triple of seeds (ERM #1, ERM #2, "
-        f"mixup) = {triples}. Attacks on the first {args.max_samples} test images, epsilon in raw [0, 1] pixel units; "
-        "I-FGSM: 10 steps of epsilon / 10. White box: each model attacked itself (ERM: both ERM models). Black box: "
-        "crafted on ERM #1, evaluated on ERM #2 and on mixup. Error in %, mean ± std over "
-        f"{len(per_triple)} triples (white-box ERM: over {2 * len(per_triple)} models).",
+        f"Models: `{record['recipe']}` ({recipe_model(record['recipe'])}); per triple of seeds (ERM #1, ERM #2, "
+        f"mixup) = {described}. Attacks on the first {record['max_samples']} test images, epsilon in raw [0, 1] pixel "
+        "units; I-FGSM: 10 steps of epsilon / 10. White box: each model attacked itself (ERM: both ERM models). Black "
+        "box: crafted on ERM #1, evaluated on ERM #2 and on mixup. Error in %, mean ± std over "
+        f"{len(triples)} triples (white-box ERM: over {2 * len(triples)} models).",
         "",
         "Top-1 / top-5 error at epsilon = 4/255:",
         "",
         "| attack | white box, ERM | white box, mixup | black box, ERM #2 | black box, mixup |",
         "|---|---|---|---|---|",
     ]
-    payload: dict = {"epsilon_4": {}, "curves": {}}
+    ours = {}
     for metric in ("top1", "top5"):
         for attack in ("fgsm", "ifgsm"):
-            cells = [table[("white box", attack, "erm")][4][metric], table[("white box", attack, "mixup")][4][metric],
-                     table[("black box", attack, "erm2")][4][metric], table[("black box", attack, "mixup")][4][metric]]
-            payload["epsilon_4"][f"{metric}/{attack}"] = dict(zip(
-                ["white_erm", "white_mixup", "black_erm2", "black_mixup"], [{"mean": statistics.fmean(c), "values": c} for c in cells]))
-            lines.append(f"| {ATTACKS[attack]} {metric.replace('top', 'top-')} | " + " | ".join(stat(c) for c in cells) + " |")
-    clean = [table[("white box", "clean", "erm")][0]["top1"], table[("white box", "clean", "mixup")][0]["top1"]]
-    lines += ["", f"Clean top-1 error: ERM {stat(clean[0])}, mixup {stat(clean[1])}.", "",
+            cells = list(record["epsilon_4"][f"{metric}/{attack}"].values())
+            for (setting, role), cell in zip(COLUMNS, cells):
+                ours.setdefault((setting, metric, attack), {})[role != "mixup"] = cell["mean"]
+            lines.append(f"| {ATTACKS[attack]} {metric.replace('top', 'top-')} | " + " | ".join(stat(c["values"]) for c in cells) + " |")
+    curves = record["curves"]
+    lines += ["", f"Clean top-1 error: ERM {stat_of(curves['white box/fgsm/erm'], 0)}, mixup "
+              f"{stat_of(curves['white box/fgsm/mixup'], 0)}.", "",
               "Top-1 error over epsilon (out of 255):", "",
               "| setting | attack | model | clean | " + " | ".join(e.split("/")[0] for e in EPSILONS) + " |",
               "|" + "---|" * (4 + len(EPSILONS))]
-    for setting, roles in (("white box", ("erm", "mixup")), ("black box", ("erm2", "mixup"))):
+    for key, curve in curves.items():
+        setting, attack, role = key.split("/")
+        name = {"erm": "ERM", "erm2": "ERM #2", "mixup": "mixup"}[role]
+        lines.append(f"| {setting} | {ATTACKS[attack]} | {name} | "
+                     + " | ".join(stat_of(curve, k) for k in range(len(curve["mean"]))) + " |")
+    lines += ["", f"The paper's Table 3, another experiment: {paper.TABLE3_SETTING}; error in %:", "",
+              "| attack | white box, ERM | white box, mixup | black box, ERM #2 | black box, mixup |", "|---|---|---|---|---|"]
+    for metric in ("top1", "top5"):
         for attack in ("fgsm", "ifgsm"):
-            for role in roles:
-                base = table[(setting, "clean", role)][0]["top1"]
-                curve = [table[(setting, attack, role)][round(Fraction_255(e))]["top1"] for e in EPSILONS]
-                name = {"erm": "ERM", "erm2": "ERM #2", "mixup": "mixup"}[role]
-                payload["curves"][f"{setting}/{attack}/{role}"] = {
-                    "epsilons": [0] + [round(Fraction_255(e)) for e in EPSILONS],
-                    "mean": [statistics.fmean(v) for v in [base, *curve]],
-                    "std": [statistics.stdev(v) if len(v) > 1 else 0.0 for v in [base, *curve]],
-                }
-                lines.append(f"| {setting} | {ATTACKS[attack]} | {name} | {stat(base)} | " + " | ".join(stat(v) for v in curve) + " |")
-    lines += ["", "The paper's Table 3 (ImageNet, ResNet-101, epsilon = 4), top-1 error in %, the cells its text quantifies:", "",
-              "| attack | ERM | mixup | the paper's words |", "|---|---|---|---|"]
-    words = {("white box", "fgsm"): "mixup 2.7 times more robust (top-1 accuracy 24.8% vs 9.3%)",
-             ("black box", "ifgsm"): "mixup about 40% more robust (top-1 accuracy 59.1% vs 42.7%)"}
-    for (setting, attack), (erm, mixup) in PAPER_TOP1.items():
-        lines.append(f"| {setting} {ATTACKS[attack]} | {erm} | {mixup} | {words[(setting, attack)]} |")
+            cells = [f"{value}" for setting in ("white box", "black box") for value in paper.TABLE3[(setting, metric, attack)]]
+            lines.append(f"| {ATTACKS[attack]} {metric.replace('top', 'top-')} | " + " | ".join(cells) + " |")
     lines.append("")
-    return "\n".join(lines), payload
+    ours_table = {key: (errors[True], errors[False]) for key, errors in ours.items()}
+    lines += paper.findings_section(paper.compare(paper.adversarial_checks, paper.TABLE3, ours_table),
+                                    "ours at epsilon = 4/255, on the mean over triples")
+    return "\n".join(lines)
 
 
 def Fraction_255(text: str) -> float:

@@ -22,8 +22,9 @@ small learning rate, where the paper sees it memorise:
   convolutions of each block.
 
 Each finished cell is recorded in <runs_dir>/label_noise_<model>_grid.json; running the command again
-skips the cells already there. The table (with the paper's CIFAR-10 figures beside it) goes to
-results/label_noise_<model>.md, its figures with the command and the machine to the .json next to it.
+skips the cells already there. The table (with the paper's Table 2 and its findings beside it) goes to
+results/label_noise_<model>.md, its figures with the command and the machine to the .json next to it;
+`--render_only` writes the .md again from the .json.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hf_mixup.experiments import command_line, describe_machine, run_grid, write_results
+from hf_mixup import paper
+from hf_mixup.experiments import describe_machine, render_results, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,17 +60,11 @@ METHOD_NAMES = {
     "mixup8_dropout": "mixup + dropout (alpha = 8, p = {mixup_p:g})",
 }
 
-# The paper's Table 2 (CIFAR-10, PreAct ResNet-18, 200 epochs): the best setting of each method family per
-# noise level with its test error, best / last (%).
-PAPER = {
-    0.2: [("ERM", 12.7, 16.6), ("ERM + dropout (p = 0.7)", 8.8, 10.4), ("mixup (alpha = 8)", 5.9, 6.4),
-          ("mixup + dropout (alpha = 4, p = 0.1)", 6.2, 6.2)],
-    0.5: [("ERM", 18.8, 44.6), ("ERM + dropout (p = 0.8)", 14.1, 15.5), ("mixup (alpha = 32)", 11.3, 12.7),
-          ("mixup + dropout (alpha = 8, p = 0.3)", 10.9, 10.9)],
-    0.8: [("ERM", 36.5, 73.9), ("ERM + dropout (p = 0.8)", 30.9, 35.1), ("mixup (alpha = 32)", 25.3, 30.9),
-          ("mixup + dropout (alpha = 8, p = 0.3)", 24.0, 24.8)],
-}
+# Each method's family in the paper's Table 2 (hf_mixup.paper), which reports the best setting of each family.
+FAMILIES = {"erm": "erm", "erm_dropout": "erm_dropout", "mixup8": "mixup", "mixup32": "mixup", "mixup8_dropout": "mixup_dropout"}
 FIGURES = ("best_test_error", "test_error", "train_error_real", "train_error_corrupted")
+# The same four figures as hf_mixup.paper names them (Table 2's columns).
+PAPER_FIGURES = dict(zip(FIGURES, ("best", "last", "real", "corrupted")))
 
 
 def default_launch() -> str:
@@ -115,10 +111,9 @@ def cell_name(method: str, noise: float) -> str:
     return f"{method}@noise{round(noise * 100):d}"
 
 
-def summarise(results: dict, args, command: str, seconds: float) -> tuple[str, dict]:
-    machines = "; ".join(sorted({results[c][s].get("machine", "not recorded") for c in results for s in results[c]}))
-    names = {m: METHOD_NAMES[m].format(erm_p=args.erm_dropout, mixup_p=args.mixup_dropout) for m in args.methods}
-    rows, payload = [], {}
+def summarise(results: dict, args) -> dict:
+    """Per cell, each of Table 2's figures in % as mean ± std over seeds."""
+    payload = {}
     for noise in args.noise:
         for method in args.methods:
             per_seed = results[cell_name(method, noise)]
@@ -128,38 +123,71 @@ def summarise(results: dict, args, command: str, seconds: float) -> tuple[str, d
                 figures[key] = {"mean": statistics.fmean(values),
                                 "std": statistics.stdev(values) if len(values) > 1 else 0.0, "values": values}
             payload[cell_name(method, noise)] = figures
+    return payload
+
+
+def by_family(record: dict) -> dict[float, dict[str, dict[str, float]]]:
+    """Our table in the shape of `hf_mixup.paper.table2_by_family`, on the means over seeds: per noise level where
+    every family ran, each family's method with the lowest best test error (the paper reports each family's best)."""
+    table = {}
+    for noise in record["noise"]:
+        candidates: dict[str, list[dict[str, float]]] = {}
+        for method in record["methods"]:
+            figures = record["cells"][cell_name(method, noise)]
+            candidates.setdefault(FAMILIES[method], []).append(
+                {PAPER_FIGURES[key]: figures[key]["mean"] for key in FIGURES})
+        if set(candidates) == set(paper.FAMILIES):
+            table[noise] = {family: min(rows, key=lambda row: row["best"]) for family, rows in candidates.items()}
+    return table
+
+
+def render(record: dict) -> str:
+    """results/label_noise_<model>.md from what its .json records: our table, the paper's Table 2 in full, and the
+    paper's findings checked on both."""
+    settings, seeds = record["settings"], record["seeds"]
+    names = {m: METHOD_NAMES[m].format(erm_p=settings["erm_dropout"], mixup_p=settings["mixup_dropout"])
+             for m in record["methods"]}
+    rows = []
+    for noise in record["noise"]:
+        for method in record["methods"]:
+            figures = record["cells"][cell_name(method, noise)]
             cells = " | ".join(f"{figures[k]['mean']:.1f} ± {figures[k]['std']:.1f}" for k in FIGURES)
             rows.append(f"| {round(noise * 100)}% | {names[method]} | {cells} |")
-    paper = [
-        f"| {round(noise * 100)}% | {name} | {best} | {last} |"
-        for noise in args.noise if noise in PAPER for name, best, last in PAPER[noise]
-    ]
+    theirs = [f"| {round(row.noise * 100)}% | {row.method} | {row.best} | {row.last} | {row.real:.2f} | {row.corrupted:.2f} |"
+              for row in paper.TABLE2]
     model = {"mlp": "MLP 784-1024-1024-10 (`image_mlp`)",
-             "preact": f"PreAct ResNet-18 ({'a quarter of its width' if args.width == 'quarter' else 'full width'})"}[args.model]
-    text = "\n".join([
+             "preact": f"PreAct ResNet-18 ({'a quarter of its width' if settings['width'] == 'quarter' else 'full width'})"}[
+        settings["model"]]
+    epochs = settings["epochs"]
+    header = "| noise | method | test error, best | test error, last | train error, real | train error, corrupted |"
+    lines = [
         f"# Corrupted labels (Table 2) on Fashion-MNIST: {model}",
         "",
-        f"`{command}` ({seconds / 60:.0f} min of runs, summed over the cells; the runs' machine: {machines}).",
+        f"`{record['command']}` ({record['seconds'] / 60:.0f} min of runs, summed over the cells; the runs' machine: "
+        f"{'; '.join(record['machines'])}).",
         "",
-        f"{args.train_samples} training images (a subset drawn by the seed), no augmentation, {args.epochs} epochs of "
-        f"SGD at lr 0.1 divided by 10 at epochs {args.epochs / 2:g} and {args.epochs * 3 / 4:g}; test error on the "
-        f"10,000 intact test images every {args.eval_every} epochs. Mean ± std over seeds {', '.join(map(str, args.seeds))} "
+        f"{settings['train_samples']} training images (a subset drawn by the seed), no augmentation, {epochs} epochs of "
+        f"SGD at lr 0.1 divided by 10 at epochs {epochs / 2:g} and {epochs * 3 / 4:g}; test error on the "
+        f"10,000 intact test images every {settings['eval_every']} epochs. Mean ± std over seeds {', '.join(map(str, seeds))} "
         "(the seed draws the subset, the corruption, the initialisation and the batches), in %.",
         "",
-        "| noise | method | test error, best | test error, last | train error, real | train error, corrupted |",
+        header,
         "|---|---|---|---|---|---|",
         *rows,
         "",
-        "The paper's Table 2 (CIFAR-10, PreAct ResNet-18, 200 epochs, the best setting of each method family), "
-        "test error in %; there ERM fits the corrupted labels (training error on them under 1%) and mixup does not "
-        "(about 85%):",
+        f"The paper's Table 2, another experiment: {paper.TABLE2_SETTING}; in %:",
         "",
-        "| noise | method | test error, best | test error, last |",
-        "|---|---|---|---|",
-        *paper,
+        header,
+        "|---|---|---|---|---|---|",
+        *theirs,
         "",
-    ])
-    return text, payload
+    ]
+    ours = by_family(record)
+    if ours:
+        lines += paper.findings_section(
+            paper.compare(paper.corrupted_label_checks, paper.table2_by_family(), ours),
+            "ours on the mean over seeds, each family's row with the lowest best test error, as the paper reports")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -182,12 +210,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--launch", default=os.environ.get("LAUNCH") or default_launch(),
                         help="the command that runs scripts/train.py (default: this Python)")
     parser.add_argument("--extra", default="", help="more scripts/train.py flags for every run, e.g. '--tf32 true'")
+    parser.add_argument("--render_only", action="store_true",
+                        help="write <output>.md again from <output>.json, running nothing")
     args = parser.parse_args(argv)
     for noise in args.noise:
         if not 0.0 <= noise <= 1.0:
             parser.error(f"--noise {noise} is not a share of labels in [0, 1]")
     os.chdir(ROOT)
     output = args.output or f"results/label_noise_{args.model}{'_quarter' if args.model == 'preact' and args.width == 'quarter' else ''}"
+    if args.render_only:
+        render_results(output, render)
+        return json.loads(Path(f"{output}.json").read_text())["cells"]
     from hf_mixup.data import prepared_fashion_mnist
 
     prepared_fashion_mnist(args.data)
@@ -214,9 +247,11 @@ def main(argv: list[str] | None = None) -> dict:
                                                    "epochs", "eval_every", "batch_size", "data", "extra")}
     outcome = run_grid(run_cell, list(by_cell), args.seeds, state_file=os.path.join(args.runs_dir, f"label_noise_{tag}_grid.json"),
                        config=config, desc=f"Table 2 ({tag})", jobs=args.jobs)
-    text, payload = summarise(outcome.results, args, command_line(argv, __file__), outcome.seconds)
-    write_results(output, text, {"cells": payload, "settings": config, "seconds": outcome.seconds},
-                  argv=argv, script=__file__)
+    payload = summarise(outcome.results, args)
+    machines = sorted({outcome.results[c][s].get("machine", "not recorded") for c in outcome.results for s in outcome.results[c]})
+    write_results(output, None, {"cells": payload, "settings": config, "seconds": outcome.seconds, "noise": args.noise,
+                                 "methods": args.methods, "seeds": args.seeds, "machines": machines},
+                  argv=argv, script=__file__, render=render)
     return payload
 
 

@@ -138,3 +138,20 @@ def test_parallel_progress_counts_each_cell_as_it_finishes(tmp_path):
 
     run_grid(run_cell, ["fast", "slow"], [1], state_file=str(tmp_path / "g.json"), jobs=2, desc="progress-test")
     assert seen == [1]
+
+
+def test_a_page_rendered_from_its_json_is_written_again_from_the_json_alone(tmp_path):
+    from hf_mixup.experiments import render_results, write_results
+
+    def render(record):
+        return f"# {record['name']}\n\n`{record['command']}`: {record['value']:.1f}\n"
+
+    output = str(tmp_path / "page")
+    record = write_results(output, None, {"name": "table", "value": 1.25}, argv=["--x", "1"], script="s.py",
+                           echo=False, render=render)
+    page = (tmp_path / "page.md").read_text()
+    assert page == render(record) == "# table\n\n`python s.py --x 1`: 1.2\n"
+    (tmp_path / "page.md").write_text("edited by hand")
+    assert render_results(output, render) == page == (tmp_path / "page.md").read_text()
+    with pytest.raises(ValueError, match="text or a render"):
+        write_results(output, None, {}, echo=False)
