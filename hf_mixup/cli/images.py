@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.images import AUGMENTATIONS, EVAL_CROP_PCT, train_transform
+from ..models.vit import SMALL_VIT, small_vit_classifier
 from ..trainer import MixupTrainer
 from .errors import UsageError
 
@@ -76,6 +77,13 @@ def build_model(model_args, labels: list[str], crop_pct: float = 1.0):
     id2label = dict(enumerate(labels))
     label2id = {name: i for i, name in id2label.items()}
     name = model_args.model_name or "resnet18"
+    if name == SMALL_VIT:
+        kwargs = json.loads(model_args.model_kwargs) if model_args.model_kwargs else {}
+        try:
+            model, model.image_processor = small_vit_classifier(labels, image_size=model_args.image_size, **kwargs)
+        except (TypeError, ValueError) as error:
+            raise UsageError(f"--model_name small_vit --model_kwargs {model_args.model_kwargs!r}: {error}") from error
+        return model
     if is_checkpoint_name(name):
         return load_pretrained(
             AutoModelForImageClassification, name, num_labels=len(labels), id2label=id2label, label2id=label2id,
@@ -96,8 +104,6 @@ def build_model(model_args, labels: list[str], crop_pct: float = 1.0):
 def image_transforms(model, augmentation: str) -> tuple[Any, Any]:
     """(train, eval) transforms, PIL image -> normalised float tensor. Evaluation uses the checkpoint's
     own image processor, so `pipeline()` on the saved model preprocesses exactly as evaluation did."""
-    from transformers import AutoImageProcessor
-
     if hasattr(model.config, "pretrained_cfg"):
         from transformers import TimmWrapperImageProcessor
 
@@ -108,12 +114,21 @@ def image_transforms(model, augmentation: str) -> tuple[Any, Any]:
         return train, evaluate
     if augmentation != "none":
         raise UsageError("--augmentation needs a timm architecture (--model_name resnet18, preact_resnet18, ...)")
-    processor = AutoImageProcessor.from_pretrained(model.name_or_path)
+    processor = image_processor_of(model)
 
     def evaluate(image):
         return processor(image, return_tensors="pt")["pixel_values"][0]
 
     return evaluate, evaluate
+
+
+def image_processor_of(model):
+    """The image processor a transformers image model (not a timm one) is evaluated and saved with: the one it
+    was built with (`small_vit`), else its checkpoint's."""
+    from transformers import AutoImageProcessor
+
+    built = getattr(model, "image_processor", None)
+    return built if built is not None else AutoImageProcessor.from_pretrained(model.name_or_path)
 
 
 def attach_transforms(dataset, transform, image_col: str, label_col: str, mode: str = "RGB"):
@@ -132,14 +147,18 @@ def attach_transforms(dataset, transform, image_col: str, label_col: str, mode: 
 def build_image_trainer(model_args, data_args, training_args, train, evaluation, image_col, label_col, labels) -> MixupTrainer:
     model = build_model(model_args, labels, crop_pct=EVAL_CROP_PCT[data_args.augmentation])
     train_tf, eval_tf = image_transforms(model, data_args.augmentation)
-    channels = (getattr(model.config, "pretrained_cfg", None) or {}).get("input_size", [3])[0]
+    timm_cfg = getattr(model.config, "pretrained_cfg", None)
+    channels = timm_cfg.get("input_size", [3])[0] if timm_cfg else getattr(model.config, "num_channels", 3)
     mode = "L" if channels == 1 else "RGB"
     # With --label_noise, the training images as evaluation sees them (no augmentation), for the errors
     # on real and on corrupted labels; a view of the same rows (made before `train` gets its transform).
     memorisation = train.with_format(None) if getattr(data_args, "label_noise", None) is not None else None
     attach_transforms(train, train_tf, image_col, label_col, mode)
     attach_transforms(evaluation, eval_tf, image_col, label_col, mode)
-    trainer = MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation)
+    # A transformers image model's processor is saved with every checkpoint (timm's preprocessing is in its config).
+    processor = None if hasattr(model.config, "pretrained_cfg") else image_processor_of(model)
+    trainer = MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
+                           processing_class=processor)
     if memorisation is not None:
         from ..robustness.labels import MemorisationCallback
 

@@ -65,7 +65,8 @@ class ModelArguments(TextModelArguments, ImageModelArguments):
     model_name: str | None = field(
         default=None,
         metadata={"help": "A timm architecture (default resnet18; resnext50_32x4d, preact_resnet18, "
-                          "preact_resnet18_dropout (p 0.5; _dropout70/80/90), ...), lenet or vgg11 (speech, default "
+                          "preact_resnet18_dropout (p 0.5; _dropout70/80/90), ...), small_vit (images: transformers' ViT from a "
+                          "small config, random weights), lenet or vgg11 (speech, default "
                           "vgg11), mlp (tables, the default), small_bert (text, the default: a tokenizer trained "
                           "on the training split and a small BERT from scratch), or a checkpoint path / Hub id "
                           "(text: config and tokenizer, with or without weights)."},
@@ -74,7 +75,8 @@ class ModelArguments(TextModelArguments, ImageModelArguments):
         default=None,
         metadata={"help": 'JSON keyword arguments for timm.create_model (\'{"drop_rate": 0.1}\'; the PreAct '
                           'ResNets\' in-block dropout: \'{"block_drop_rate": 0.7}\') or the table MLP '
-                          '(\'{"hidden_sizes": [128, 128], "dropout": 0.1, "activation": "relu"}\').'},
+                          '(\'{"hidden_sizes": [128, 128], "dropout": 0.1, "activation": "relu"}\') or small_vit '
+                          '(\'{"patch_size": 7, "num_hidden_layers": 4}\').'},
     )
 
 
