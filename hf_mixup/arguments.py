@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .mixing import MIXUP_MODES, MIXUP_PARTNERS, MIXUP_TARGETS
+from .mixing import ALL_PARTNERS as PARTNERS
+from .mixing import MIXING_FIELDS, MIXUP_MODES, MIXUP_TARGETS, check_mixing_settings
+from .neighbours import KNN_SCOPES
 from .sites import MASK_MODES
 
-PARTNERS = (*MIXUP_PARTNERS, "knn")
 LAYER_NAMES = ("embeddings", "pooled")
-KNN_SCOPES = ("all", "same_class")
 
 
 @dataclass
@@ -198,34 +198,12 @@ class MixupArguments(TrainingArguments):
                 f"nothing to train: num_train_epochs={self.num_train_epochs!r} and max_steps={self.max_steps!r}; set "
                 "num_train_epochs > 0 (or max_steps > 0, which takes precedence)"
             )
-        for name in ("mixup_alpha", "cutmix_alpha"):
-            value = getattr(self, name)
-            if not _is_number(value) or math.isnan(value) or math.isinf(value) or value < 0:
-                raise ValueError(f"{name} must be a finite number >= 0 (0 turns it off), got {value!r}")
-        for name in ("mixup_prob", "mixup_switch_prob"):
-            value = getattr(self, name)
-            if not _is_number(value) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-        if self.mixup_mode not in MIXUP_MODES:
-            raise ValueError(f"mixup_mode must be one of {', '.join(MIXUP_MODES)}; got {self.mixup_mode!r}")
-        if self.cutmix_minmax is not None:
-            minmax = list(self.cutmix_minmax)
-            if len(minmax) != 2 or not all(_is_number(v) for v in minmax) or not 0.0 < minmax[0] <= minmax[1] <= 1.0:
-                raise ValueError(
-                    f"cutmix_minmax must be two box side ratios [min, max] with 0 < min <= max <= 1, got {self.cutmix_minmax!r}"
-                )
-            self.cutmix_minmax = [float(v) for v in minmax]
+        minmax = check_mixing_settings(**{name: getattr(self, name) for name in MIXING_FIELDS})
+        self.cutmix_minmax = None if minmax is None else list(minmax)
         for name in ("mixup_off_epoch", "mixup_warmup_epochs"):
             value = getattr(self, name)
             if not _is_number(value) or math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be a number of epochs >= 0, got {value!r}")
-        if self.mixup_partner not in PARTNERS:
-            raise ValueError(f"mixup_partner must be one of {', '.join(PARTNERS)}; got {self.mixup_partner!r}")
-        if self.mixup_partner != "random" and self.mixup_mode == "pair":
-            raise ValueError(
-                f"mixup_partner={self.mixup_partner!r} chooses each example's partner itself: use mixup_mode batch or "
-                "elem, not pair"
-            )
         if not isinstance(self.mixup_knn_k, int) or isinstance(self.mixup_knn_k, bool) or self.mixup_knn_k < 1:
             raise ValueError(f"mixup_knn_k must be an int >= 1 (the paper uses 200), got {self.mixup_knn_k!r}")
         if self.mixup_knn_scope not in KNN_SCOPES:
@@ -240,8 +218,6 @@ class MixupArguments(TrainingArguments):
                     "mixup_partner='knn' draws new partners each epoch, which persistent DataLoader workers would not "
                     "see: set dataloader_persistent_workers=False"
                 )
-        if self.mixup_targets not in MIXUP_TARGETS:
-            raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {self.mixup_targets!r}")
         if not _is_number(self.input_noise_std) or math.isnan(self.input_noise_std) or math.isinf(self.input_noise_std) \
                 or self.input_noise_std < 0:
             raise ValueError(f"input_noise_std must be a finite number >= 0 (0: no noise), got {self.input_noise_std!r}")

@@ -27,7 +27,8 @@ from typing import Any
 import torch
 
 MIXUP_MODES = ("batch", "pair", "elem")
-MIXUP_PARTNERS = ("random", "same_class")
+MIXUP_PARTNERS = ("random", "same_class")  # partners a Mixer draws within the batch
+ALL_PARTNERS = (*MIXUP_PARTNERS, "knn")  # and from the dataset (hf_mixup.neighbours)
 MIXUP_TARGETS = ("mixed", "input_only")
 # The mixing settings, named as in `MixupArguments` and `DataCollatorForMixup`.
 MIXING_FIELDS = (
@@ -168,14 +169,54 @@ class MixDraw:
         return MixDraw(move(self.lam), move(self.index), move(self.use_cutmix), move(self.boxes), self.batch_wide)
 
 
-def _check_probability(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _check_alpha(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or math.isnan(value) or value < 0 or math.isinf(value):
-        raise ValueError(f"{name} must be a finite number >= 0 (0 turns it off), got {value!r}")
+def check_mixing_settings(
+    *,
+    mixup_alpha: float = 1.0,
+    cutmix_alpha: float = 0.0,
+    cutmix_minmax: Sequence[float] | None = None,
+    mixup_prob: float = 1.0,
+    mixup_switch_prob: float = 0.5,
+    mixup_mode: str = "batch",
+    mixup_partner: str = "random",
+    mixup_targets: str = "mixed",
+) -> tuple[float, float] | None:
+    """Check the mixing settings, named as in `MixupArguments`: the one check that `Mixer`, `MixupArguments` and
+    `DataCollatorForMixup` all call, so a bad value gets the same message whichever of them it is given to.
+
+    Returns ``cutmix_minmax`` as a ``(min, max)`` tuple of floats (None when unset).
+
+    Raises:
+        ValueError: naming the setting, the value given and what it must be.
+    """
+    for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
+        if not _is_number(value) or math.isnan(value) or math.isinf(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0 (0 turns it off), got {value!r}")
+    for name, value in (("mixup_prob", mixup_prob), ("mixup_switch_prob", mixup_switch_prob)):
+        if not _is_number(value) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+    if mixup_mode not in MIXUP_MODES:
+        raise ValueError(f"mixup_mode must be one of {', '.join(MIXUP_MODES)}; got {mixup_mode!r}")
+    if mixup_partner not in ALL_PARTNERS:
+        raise ValueError(f"mixup_partner must be one of {', '.join(ALL_PARTNERS)}; got {mixup_partner!r}")
+    if mixup_partner != "random" and mixup_mode == "pair":
+        raise ValueError(
+            f"mixup_partner={mixup_partner!r} chooses each example's partner itself: use mixup_mode batch or elem, "
+            "not pair"
+        )
+    if mixup_targets not in MIXUP_TARGETS:
+        raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {mixup_targets!r}")
+    if cutmix_minmax is None:
+        return None
+    minmax = tuple(cutmix_minmax) if isinstance(cutmix_minmax, (list, tuple)) else (cutmix_minmax,)
+    if len(minmax) != 2 or not all(_is_number(v) for v in minmax) or not 0.0 < minmax[0] <= minmax[1] <= 1.0:
+        raise ValueError(
+            f"cutmix_minmax must be two box side ratios (min, max) with 0 < min <= max <= 1, got {cutmix_minmax!r}"
+        )
+    return float(minmax[0]), float(minmax[1])
 
 
 class Mixer:
@@ -214,22 +255,16 @@ class Mixer:
         generator: torch.Generator | None = None,
         partner: str = "random",
     ):
-        _check_alpha("mixup_alpha", mixup_alpha)
+        cutmix_minmax = check_mixing_settings(
+            mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, cutmix_minmax=cutmix_minmax, mixup_prob=prob,
+            mixup_switch_prob=switch_prob, mixup_mode=mode, mixup_partner=partner,
+        )
         if partner not in MIXUP_PARTNERS:
-            raise ValueError(f"mixup_partner must be one of {', '.join(MIXUP_PARTNERS)}; got {partner!r}")
-        if partner == "same_class" and mode == "pair":
-            raise ValueError("mixup_partner='same_class' draws partners within each class: use mixup_mode batch or elem, not pair")
-        _check_alpha("cutmix_alpha", cutmix_alpha)
-        _check_probability("mixup_prob", prob)
-        _check_probability("mixup_switch_prob", switch_prob)
-        if mode not in MIXUP_MODES:
-            raise ValueError(f"mixup_mode must be one of {', '.join(MIXUP_MODES)}; got {mode!r}")
-        if cutmix_minmax is not None:
-            cutmix_minmax = tuple(float(v) for v in cutmix_minmax)
-            if len(cutmix_minmax) != 2 or not 0.0 < cutmix_minmax[0] <= cutmix_minmax[1] <= 1.0:
-                raise ValueError(
-                    f"cutmix_minmax must be two box side ratios (min, max) with 0 < min <= max <= 1, got {cutmix_minmax!r}"
-                )
+            raise ValueError(
+                f"mixup_partner={partner!r} takes partners from the dataset, not from the batch: a Mixer draws "
+                f"{' or '.join(MIXUP_PARTNERS)} partners (MixupTrainer with mixup_partner={partner!r} draws only "
+                "the weights from it)"
+            )
         self.mixup_alpha = float(mixup_alpha)
         self.cutmix_alpha = float(cutmix_alpha)
         self.cutmix_minmax = cutmix_minmax
