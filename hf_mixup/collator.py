@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
 from transformers import default_data_collator
+from transformers.utils import logging
 
-from .mixing import MIXING_FIELDS, MIXUP_TARGETS, MixDraw, Mixer, derive_seed, mix_batch, select_input_keys, spatial_size_of
+from .mixing import (
+    MIXING_FIELDS, MixDraw, Mixer, check_mixing_settings, derive_seed, mix_batch, select_input_keys, spatial_size_of,
+)
+
+logger = logging.get_logger(__name__)
 
 MIXUP_LAMBDA_KEY = "mixup_lambda"
 MIXUP_DRAW_KEY = "mixup_draw_number"
@@ -28,7 +33,9 @@ class DataCollatorForMixup:
     Draws come from the collator's own generator, seeded from ``seed`` and ``rank`` (filled in from the
     trainer's arguments when left ``None``); inside DataLoader workers the generator is reseeded from
     the worker's seed, which the DataLoader draws anew for every epoch, so draws differ between
-    workers, ranks and epochs. ``MixupTrainer`` evaluates with ``base_collator`` (and ``post_mix``)
+    workers, ranks and epochs. ``mixer``: a `~hf_mixup.mixing.Mixer` to draw from instead of one built from
+    the mixing fields, which then take the mixer's settings (give one or the other); in the main process
+    it is drawn from as it is, in DataLoader workers it is reseeded as above. ``MixupTrainer`` evaluates with ``base_collator`` (and ``post_mix``)
     alone: evaluation is never mixed.
 
     ``post_mix`` transforms the batch after mixing, for evaluation too: with a waveform dataset and
@@ -72,26 +79,45 @@ class DataCollatorForMixup:
     label_key: str = "labels"
     input_keys: Sequence[str] | None = None
     post_mix: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    mixer: Mixer | None = None
     mixing_active: bool = field(default=True, repr=False)
 
     def __post_init__(self):
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if self.mixer is not None:
+            self._take_settings_of(self.mixer)
+        check_mixing_settings(**{name: getattr(self, name) for name in MIXING_FIELDS})
         if self.mixup_partner == "knn":
             raise ValueError(
                 "mixup_partner='knn' takes partners from the dataset, on the device: leave DataCollatorForMixup out "
                 "(MixupTrainer mixes on the device by default)"
             )
-        if self.mixup_targets not in MIXUP_TARGETS:
-            raise ValueError(f"mixup_targets must be one of {', '.join(MIXUP_TARGETS)}; got {self.mixup_targets!r}")
         if self.num_labels is not None and (not isinstance(self.num_labels, int) or self.num_labels < 1):
             raise ValueError(f"num_labels must be a positive int, got {self.num_labels!r}")
-        # Validates the mixing settings now rather than at the first batch.
-        self._mixer = Mixer.from_settings(self)
+        self._mixer = self.mixer if self.mixer is not None else Mixer.from_settings(self)
         self._seeded_for: tuple | None = None
         self._draw_count = 0
         self._history: dict[int, torch.Tensor] = {}
         self._caller_checked = False
+
+    def _take_settings_of(self, mixer: Mixer) -> None:
+        """The mixing fields from ``mixer``; a field also set here to another value is refused."""
+        given = {
+            "mixup_alpha": mixer.mixup_alpha, "cutmix_alpha": mixer.cutmix_alpha, "cutmix_minmax": mixer.cutmix_minmax,
+            "mixup_prob": mixer.prob, "mixup_switch_prob": mixer.switch_prob, "mixup_mode": mixer.mode,
+            "mixup_partner": mixer.partner,
+        }
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, value in given.items():
+            own = getattr(self, name)
+            own = tuple(own) if isinstance(own, list) else own
+            if own != defaults[name] and own != value:
+                raise ValueError(
+                    f"DataCollatorForMixup got mixer= and {name}={own!r}, but the mixer has {name}={value!r}: give the "
+                    "mixing settings either through the Mixer or through the collator's fields, not both"
+                )
+            setattr(self, name, value)
 
     def __getstate__(self) -> dict[str, Any]:
         # DataLoader workers started by spawn / forkserver receive the collator pickled from the main
@@ -134,6 +160,9 @@ class DataCollatorForMixup:
         worker = torch.utils.data.get_worker_info()
         key = ("worker", worker.seed) if worker is not None else ("main",)
         if self._seeded_for == key:
+            return
+        if self.mixer is not None and worker is None:  # a given mixer, drawn from as it is
+            self._seeded_for = key
             return
         parts = [0 if self.seed is None else self.seed, 0 if self.rank is None else self.rank]
         if worker is not None:
@@ -216,3 +245,59 @@ class DataCollatorForMixup:
     def set_epoch(self, epoch: float, active: bool) -> None:
         """Called by the trainer at each epoch start: whether this epoch is mixed (warm-up / off epoch)."""
         self.mixing_active = bool(active)
+
+
+def adopt_collator(collator, args, *, num_labels: int, problem_type: str, label_key: str) -> DataCollatorForMixup | None:
+    """``collator`` made ready for a `MixupTrainer` with arguments ``args`` (None when it is not a
+    `DataCollatorForMixup`): fields left unset (``num_labels``, ``seed``, ``rank``, label smoothing, the label
+    key) and partner / target settings left at their defaults are taken from the trainer; settings the
+    collator cannot follow (kNN partners, hidden-layer sites, fractional warm-up or off epochs) are refused."""
+    if not isinstance(collator, DataCollatorForMixup):
+        return None
+    single_label = problem_type == "single_label_classification"
+    if collator.num_labels is None:
+        collator.num_labels = num_labels
+    if collator.seed is None:
+        collator.seed = args.seed
+    if collator.rank is None:
+        collator.rank = args.process_index
+    if collator.label_smoothing == 0 and args.label_smoothing_factor and single_label:
+        collator.label_smoothing = args.label_smoothing_factor
+    if not single_label and collator.label_smoothing:
+        raise ValueError("label smoothing applies to single-label classification only; set it to 0 for this model")
+    if collator.label_key == "labels":
+        collator.label_key = label_key
+    if args.mixup_partner == "knn":
+        raise ValueError(
+            "mixup_partner='knn' mixes on the device with partners from the dataset; it cannot use "
+            "DataCollatorForMixup: leave the data collator as the plain one"
+        )
+    if args.mixup_layer:
+        raise ValueError(
+            f"mixup_layer={args.mixup_layer!r} mixes hidden features on the device; it cannot use "
+            "DataCollatorForMixup: leave the data collator as the plain one"
+        )
+    # The arguments' partner and target settings reach a collator left at the defaults.
+    for name, default in (("mixup_partner", "random"), ("mixup_targets", "mixed")):
+        if getattr(collator, name) == default and getattr(args, name) != default:
+            if name == "mixup_partner" and collator.mixer is not None:
+                raise ValueError(
+                    f"mixup_partner={args.mixup_partner!r} in the arguments, but the collator's mixer draws random "
+                    "partners: build the Mixer with partner=... to match"
+                )
+            setattr(collator, name, getattr(args, name))
+            if name == "mixup_partner":  # a mixer with the new partners (and their checks)
+                collator._mixer = Mixer.from_settings(collator)
+    for name in ("mixup_warmup_epochs", "mixup_off_epoch"):
+        value = getattr(args, name)
+        if value != int(value):
+            raise ValueError(
+                f"{name}={value}: DataCollatorForMixup switches mixing at epoch starts only; use a whole "
+                "number of epochs, or mix on the device (no DataCollatorForMixup) for fractional epochs"
+            )
+    if args.dataloader_persistent_workers and (args.mixup_warmup_epochs or args.mixup_off_epoch):
+        logger.warning(
+            "mixup_warmup_epochs / mixup_off_epoch with DataCollatorForMixup and persistent workers: the "
+            "workers keep the collator they started with, so the switch cannot reach them"
+        )
+    return collator
