@@ -33,17 +33,17 @@ __all__ = [
     "TABLE5",
     "TABLE5_SETTING",
     "TABLE5_WEIGHT_DECAYS",
-    "CorruptedLabelsRow",
-    "Finding",
+    "ablation_checks",
     "adversarial_checks",
+    "against_words",
     "between_examples_checks",
     "compare",
     "corrupted_label_checks",
+    "CorruptedLabelsRow",
+    "Finding",
     "findings_section",
-    "paper_words",
     "gan_checks",
     "gan_sweep_checks",
-    "ablation_checks",
     "table2_by_family",
     "uci_checks",
 ]
@@ -275,7 +275,7 @@ FIGURE2 = {
 def between_examples_checks(lambdas: Sequence[float], erm_miss: Sequence[float], mixup_miss: Sequence[float],
                             erm_grad: Sequence[float], mixup_grad: Sequence[float]) -> dict[str, dict[str, bool]]:
     """Figure 2's findings on curves over ``lambdas``: at every lam strictly between 0 and 1. The paper draws
-    the curves without printing figures, so its side of `compare` is its words: ``paper_words(...)``."""
+    the curves without printing figures, so its side is its words (`against_words`)."""
     inside = [k for k, lam in enumerate(lambdas) if 0 < lam < 1]
     return {
         "mixup predicts a class other than y_i and y_j less often in between (every lam in (0, 1))":
@@ -371,13 +371,13 @@ def compare(checks: Callable[..., dict[str, dict[str, bool]]], paper_table, our_
     return [Finding(claim, paper[claim], ours[claim]) for claim in paper]
 
 
-def paper_words(checks: dict[str, dict[str, bool]]) -> dict[str, dict[str, bool]]:
-    """For a figure the paper draws without printing its figures: each finding holds, by the paper's words."""
-    return {claim: dict.fromkeys(items, True) for claim, items in checks.items()}
+def against_words(ours: dict[str, dict[str, bool]]) -> list[Finding]:
+    """For a figure the paper draws without printing its figures: each finding holds in the paper, by its words,
+    at every item; ours as the checks found it."""
+    return [Finding(claim, dict.fromkeys(items, True), items) for claim, items in ours.items()]
 
 
-def findings_section(findings: Sequence[Finding], note: str = "") -> list[str]:
-    """The lines below a table: one per finding, ``agrees`` / ``differs`` computed from the tables."""
-    lead = ("The paper's findings against ours (each checked on the paper's table and on ours above; "
-            "\"not at\" lists where a finding fails)" + (f"; {note}" if note else "") + ":")
-    return [lead, "", *(finding.line() for finding in findings), ""]
+def findings_section(findings: Sequence[Finding], basis: str) -> list[str]:
+    """The lines below a table: one per finding, ``agrees`` / ``differs`` computed from the tables; ``basis`` says
+    what each side was checked on."""
+    return [f"Where our runs agree with the paper's findings ({basis}):", "", *(finding.line() for finding in findings), ""]

@@ -215,7 +215,7 @@ def render(record: dict) -> str:
     if set(paper.TABLE5) <= set(rows) and tuple(weight_decays) == paper.TABLE5_WEIGHT_DECAYS:
         ours_table = {row: tuple(cells[cell_name(row, wd)]["mean"] for wd in weight_decays) for row in paper.TABLE5}
         lines += paper.findings_section(paper.compare(paper.ablation_checks, paper.TABLE5, ours_table),
-                                        "ours on the mean over seeds")
+                                        "its Table 5 and ours, ours on the mean over seeds")
     lines += ["The paper's conclusions from its Table 5, in its words:", "", f"> {PAPER_CONCLUSIONS}", ""]
     return "\n".join(lines)
 

@@ -49,8 +49,9 @@ def parse_lambda(text: str) -> float:
 
 def parse_args(argv: list[str] | None):
     parser = OneLineParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--erm", required=True, help="the checkpoint trained without mixup (a folder or Hub id)")
-    parser.add_argument("--mixup", required=True, help="the checkpoint trained with mixup (a folder or Hub id)")
+    rendering = "--render_only" in (sys.argv[1:] if argv is None else argv)  # the models are not needed
+    parser.add_argument("--erm", required=not rendering, help="the checkpoint trained without mixup (a folder or Hub id)")
+    parser.add_argument("--mixup", required=not rendering, help="the checkpoint trained with mixup (a folder or Hub id)")
     parser.add_argument("--dataset_name", default="data/fashion_mnist",
                         help="an offline name (digits, fashion_mnist), a saved dataset folder or a Hub id")
     parser.add_argument("--dataset_config_name", default=None)
@@ -67,6 +68,8 @@ def parse_args(argv: list[str] | None):
     parser.add_argument("--device", default=None, help="cuda when available, else cpu")
     parser.add_argument("--output", default=None,
                         help="results/between_examples_<dataset> by default (.md, .json, .png)")
+    parser.add_argument("--render_only", action="store_true",
+                        help="write <output>.md again from <output>.json, loading no model (no --erm / --mixup needed)")
     args = parser.parse_args(argv)
     if args.num_pairs < 1:
         raise UsageError(f"--num_pairs {args.num_pairs}: give a number of pairs >= 1")
@@ -106,30 +109,38 @@ def prepare(argv: list[str] | None):
 # --------------------------------------------------------------------------------------------- report
 
 
-def table(args, curves: dict, samples: int, seconds: float, argv: list[str] | None = None) -> str:
-    from hf_mixup.experiments import command_line, describe_machine
+def render(record: dict) -> str:
+    """<output>.md from what <output>.json records: the curves, and the paper's Figure 2 findings checked on them."""
+    from hf_mixup import paper
+    from hf_mixup.experiments import describe_machine
 
     lines = [
-        f"# In between training examples on {args.dataset_name} ({args.split})",
+        f"# In between training examples on {record['dataset']} ({record['split']})",
         "",
-        f"{args.num_pairs} random pairs (x_i, x_j) of {args.split} images of different classes (drawn from "
-        f"{samples} images, seed {args.seed}), the same pairs for both models, evaluated at "
+        f"{record['num_pairs']} random pairs (x_i, x_j) of {record['split']} images of different classes (drawn from "
+        f"{record['samples']} images, seed {record['seed']}), the same pairs for both models, evaluated at "
         "x = lam * x_i + (1 - lam) * x_j. Miss: the prediction is neither y_i nor y_j. Gradient norm: the mean "
         "L2 norm of d loss / d x, loss = lam * CE(y_i) + (1 - lam) * CE(y_j), x the normalised input.",
         "",
-        f"- ERM: `{args.erm}`",
-        f"- mixup: `{args.mixup}`",
+        f"- ERM: `{record['erm']['checkpoint']}`",
+        f"- mixup: `{record['mixup']['checkpoint']}`",
         "",
         "| lam | ERM miss (%) | mixup miss (%) | ERM gradient norm | mixup gradient norm |",
         "|---|---|---|---|---|",
     ]
-    erm, mixup = curves["erm"], curves["mixup"]
-    for k, lam in enumerate(args.lambdas):
+    erm, mixup = record["erm"], record["mixup"]
+    for k, lam in enumerate(record["lambdas"]):
         lines.append(
-            f"| {lam:g} | {100 * erm.miss_rate[k]:.1f} | {100 * mixup.miss_rate[k]:.1f} | "
-            f"{erm.grad_norm[k]:.4f} | {mixup.grad_norm[k]:.4f} |"
+            f"| {lam:g} | {100 * erm['miss_rate'][k]:.1f} | {100 * mixup['miss_rate'][k]:.1f} | "
+            f"{erm['grad_norm'][k]:.4f} | {mixup['grad_norm'][k]:.4f} |"
         )
-    lines += ["", f"{describe_machine()}; {seconds:.0f} s.", "", f"`{command_line(argv, __file__)}`", ""]
+    lines += ["", f"{describe_machine(record['machine'])}; {record['seconds']:.0f} s.", "", f"`{record['command']}`", ""]
+    if any(0 < lam < 1 for lam in record["lambdas"]):
+        checks = paper.between_examples_checks(record["lambdas"], erm["miss_rate"], mixup["miss_rate"], erm["grad_norm"],
+                                               mixup["grad_norm"])
+        lines += [f"The paper's Figure 2, another experiment: {paper.FIGURE2['setting']}. It draws the curves, with no "
+                  f"figures to quote; in its words: \"{paper.FIGURE2['words']}\".", "",
+                  *paper.findings_section(paper.against_words(checks), "the paper by its words, ours at every lam in (0, 1)")]
     return "\n".join(lines)
 
 
@@ -185,7 +196,6 @@ def execute(args, checkpoints, split, image_col, labels, pairs, argv=None) -> di
             batch_size=args.batch_size,
         )
     seconds = time.perf_counter() - start
-    text = table(args, curves, len(split), seconds, argv)
     payload = {
         "dataset": args.dataset_name, "split": args.split, "samples": len(split), "num_pairs": args.num_pairs,
         "seed": args.seed, "lambdas": args.lambdas,
@@ -198,18 +208,34 @@ def execute(args, checkpoints, split, image_col, labels, pairs, argv=None) -> di
                         "grad_norm": curves[key].grad_norm}
     if plot(args, curves, args.output + ".png"):
         payload["plot"] = args.output + ".png"
-    write_results(args.output, text, payload, argv=argv, script=__file__)
+    write_results(args.output, None, payload, argv=argv, script=__file__, render=render)
     return payload
+
+
+def render_only(argv: list[str] | None) -> dict | None:
+    """With --render_only: write ``<output>.md`` again from ``<output>.json``; the json's record. Else None."""
+    if "--render_only" not in (sys.argv[1:] if argv is None else argv):
+        return None
+    import json
+
+    from hf_mixup.experiments import render_results
+
+    args = parse_args(argv)
+    render_results(args.output, render)
+    with open(args.output + ".json") as f:
+        return json.load(f)
 
 
 def main(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, evaluate both checkpoints, write ``<output>.md`` / ``.json`` / ``.png``; the json's payload."""
-    return execute(*prepare(argv), argv=argv)
+    return render_only(argv) or execute(*prepare(argv), argv=argv)
 
 
 def run(argv: list[str] | None = None) -> int:
     """`main`, with a mistake in what was asked for (a bad flag value, a missing checkpoint, split or column,
     models that do not fit the data) as one line on stderr and exit status 2."""
+    if render_only(argv) is not None:
+        return 0
     return run_script(prepare, execute, argv, "analyze.py")
 
 

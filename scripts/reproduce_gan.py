@@ -17,7 +17,8 @@ iterations and each quarter of the run) and how far runs fell back from their be
 Each run is one `scripts/gan.py` process (--jobs at once); each finished run is recorded in
 runs/gan_<figure5|sweep>_grid.json and skipped when the command is run again (while its folder is there), an
 interrupted run continues from its last checkpoint (every --save_steps iterations), a longer --iterations
-extends the finished runs, and a run folder left by other settings is started afresh.
+extends the finished runs, and a run folder left by other settings is started afresh. Both pages say where
+the runs agree with the paper's words; `--render_only` writes OUTPUT.md again from OUTPUT.json.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hf_mixup.experiments import command_line, describe_machine, run_grid, write_results
+from hf_mixup import paper
+from hf_mixup.experiments import describe_machine, render_results, run_grid, write_results
 from hf_mixup.gan.training import SNAPSHOTS  # Figure 5's iterations, the runs' default snapshots
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,6 +82,8 @@ def common_arguments(parser: argparse.ArgumentParser, iterations: int) -> None:
     parser.add_argument("--launch", default=os.environ.get("LAUNCH") or f"{sys.executable} {ROOT / 'scripts' / 'gan.py'}",
                         help="the command that runs scripts/gan.py (default: this Python)")
     parser.add_argument("--extra", default="", help="more scripts/gan.py flags for every run, e.g. '--mixed_precision bf16'")
+    parser.add_argument("--render_only", action="store_true",
+                        help="write OUTPUT.md again from OUTPUT.json, running nothing")
 
 
 def figure5(args, argv) -> dict:
@@ -102,39 +106,57 @@ def figure5(args, argv) -> dict:
     outcome = run_grid(run_cell, cells, [args.seed], state_file=os.path.join(os.path.dirname(args.runs_dir) or ".",
                        "gan_figure5_grid.json"), config=config, desc="Figure 5", jobs=args.jobs,
                        still_done=lambda cell, seed: (Path(run_dir(cell, seed)) / "metrics.json").exists())
-    labels = {"plain": "plain GAN", "mixup": f"mixup GAN (m = {args.mixup_max:g})"}
+    labels = figure5_labels(args.mixup_max)
     rows = [(f"{cell.split('/')[0]}: {labels[cell.split('/')[1]]}", run_dir(cell, args.seed)) for cell in cells]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     plot_grid(rows, f"{args.output}.png", snapshots,
               title=f"Figure 5: real (blue) and generated (orange) points, latent dim 2, seed {args.seed}")
+    payload = {cell: outcome.results[cell][args.seed] for cell in cells}
+    write_results(args.output, None, {"runs": payload, "settings": config, "seed": args.seed, "seconds": outcome.seconds,
+                                      "plot": f"{args.output}.png"}, argv=argv, script=__file__, render=render_figure5)
+    return payload
+
+
+def figure5_labels(mixup_max: float) -> dict[str, str]:
+    return {"plain": "plain GAN", "mixup": f"mixup GAN (m = {mixup_max:g})"}
+
+
+def render_figure5(record: dict) -> str:
+    """results/gan_figure5.md from what its .json records: modes covered over training, and the paper's Figure 5
+    finding checked on the runs."""
+    settings, runs = record["settings"], record["runs"]
+    snapshots = sorted({s for s in SNAPSHOTS if s <= settings["iterations"]} | {settings["iterations"]})
+    labels = figure5_labels(settings["mixup_max"])
     lines = [
         "# Figure 5: plain vs mixup GAN on the toy data",
         "",
-        f"`{command_line(argv, __file__)}`",
+        f"`{record['command']}`",
         "",
-        f"![Figure 5]({Path(args.output).name}.png)",
+        f"![Figure 5]({Path(record['plot']).name})",
         "",
         f"Generator MLP and discriminator MLP (3 x 512 ReLU), latent dim 2, Adam, batches of 128 real + 128 generated "
-        f"points, 5 discriminator steps per generator iteration, seed {args.seed}. Modes covered (of 8 for ring, 25 "
-        f"for grid) and the share of high-quality samples (within 3 std of a mode) among {args.eval_samples} "
+        f"points, 5 discriminator steps per generator iteration, seed {record['seed']}. Modes covered (of 8 for ring, 25 "
+        f"for grid) and the share of high-quality samples (within 3 std of a mode) among {settings['eval_samples']} "
         "generated points, at each iteration:",
         "",
         "| data | method | " + " | ".join(f"iteration {s}" for s in snapshots) + " |",
         "|---|---|" + "---|" * len(snapshots),
     ]
-    payload = {}
-    for cell in cells:
+    for cell, result in runs.items():
         data, method = cell.split("/")
-        result = outcome.results[cell][args.seed]
         by_iteration = {entry["iteration"]: entry for entry in result["snapshots"]}
         shown = [by_iteration.get(s) for s in snapshots]
         lines.append(f"| {data} | {labels[method]} | " + " | ".join(
             f"{e['modes_covered']}/{e['num_modes']}, {100 * e['high_quality']:.0f}% HQ" if e else "-" for e in shown) + " |")
-        payload[cell] = result
-    machines = sorted({outcome.results[c][args.seed]["machine"] for c in cells})
-    lines += ["", f"Runs: {outcome.seconds / 60:.0f} min in all on {'; '.join(machines)}.", ""]
-    write_results(args.output, "\n".join(lines), {"runs": payload, "settings": config}, argv=argv, script=__file__)
-    return payload
+    machines = sorted({result["machine"] for result in runs.values()})
+    lines += ["", f"Runs: {record['seconds'] / 60:.0f} min in all on {'; '.join(machines)}.", "",
+              f"The paper's Figure 5, another experiment: {paper.FIGURE5['setting']}. It draws the samples, with no "
+              f"figures to quote; in its words: \"{paper.FIGURE5['words']}\".", ""]
+    ends = {data: tuple(runs[f"{data}/{method}"]["final"]["modes_covered"] for method in ("plain", "mixup"))
+            for data in dict.fromkeys(cell.split("/")[0] for cell in runs) if {f"{data}/plain", f"{data}/mixup"} <= set(runs)}
+    if ends:
+        lines += paper.findings_section(paper.against_words(paper.gan_checks(ends)), "the paper by its words, ours at the last iteration")
+    return "\n".join(lines)
 
 
 def sweep(args, argv) -> dict:
@@ -187,53 +209,6 @@ def sweep(args, argv) -> dict:
                          for z in args.latent_dims} for data in args.data}
     machines = sorted({outcome.results[c][s]["machine"] for c in cells for s in args.seeds})
     speed = statistics.median(outcome.results[c][s]["iterations_per_second"] for c in cells for s in args.seeds)
-    lines = [
-        "# How steady is a mixup GAN? A sweep over the released code's grid",
-        "",
-        f"`{command_line(argv, __file__)}`",
-        "",
-        f"![modes covered per m]({Path(args.output).name}.png)",
-        "",
-        f"{len(cells) * len(args.seeds)} runs: data {', '.join(args.data)} x latent dim "
-        f"{', '.join(map(str, args.latent_dims))} x m {', '.join(f'{m:g}' for m in args.mixup_max)} (lam ~ Uniform(0, m) "
-        f"per example in the discriminator's batches; m = 0 is a plain GAN) x seeds {', '.join(map(str, args.seeds))}, "
-        f"each {args.iterations} generator iterations (the paper: 20,000), scored on {args.eval_samples} generated points.",
-        "",
-        "Per m, over latent dims and seeds: mean modes covered, mean share of high-quality samples, and the share of runs "
-        "that cover every mode.",
-        "",
-        "| m | " + " | ".join(f"{d}: modes covered | {d}: high quality | {d}: runs covering all" for d in args.data) + " |",
-        "|---|" + "---|---|---|" * len(args.data),
-    ]
-    for m in args.mixup_max:
-        cells_text = []
-        for data in args.data:
-            s = per_m[data][m]
-            cells_text += [f"{s['modes_covered']:.1f} / {s['num_modes']}", f"{100 * s['high_quality']:.1f}%",
-                           f"{100 * s['covers_all']:.0f}% of {s['runs']}"]
-        lines.append(f"| {'0 (plain GAN)' if m == 0 else f'{m:g}'} | " + " | ".join(cells_text) + " |")
-    lines += ["", "Over training, per m (over latent dims and seeds): mean modes covered at each scored iteration, and "
-              "how far runs fell back, the modes covered at a run's best snapshot but not at its end (mean, and the "
-              "share of runs that lost any).", ""]
-    for data in args.data:
-        lines += [f"**{data}**", "", "| m | " + " | ".join(f"iteration {i}" for i in shared) +
-                  " | modes lost from best | runs that lost modes |", "|---|" + "---|" * (len(shared) + 2)]
-        for m in args.mixup_max:
-            lines.append(f"| {'0 (plain GAN)' if m == 0 else f'{m:g}'} | " + " | ".join(
-                f"{over_training[data][m][i]:.1f}" for i in shared) + f" | {fell_back[data][m]['modes_lost']:.1f} | "
-                f"{100 * fell_back[data][m]['runs_that_lost_modes']:.0f}% |")
-        lines.append("")
-    lines += ["Mean modes covered at the end per latent dim (rows) and m (columns):", ""]
-    for data in args.data:
-        lines += [f"**{data}**", "", "| latent dim | " + " | ".join(f"m = {m:g}" for m in args.mixup_max) + " |",
-                  "|---|" + "---|" * len(args.mixup_max)]
-        for z in args.latent_dims:
-            lines.append(f"| {z} | " + " | ".join(
-                f"{per_latent[data][z][m]['modes_covered']:.1f} ({100 * per_latent[data][z][m]['high_quality']:.0f}% HQ)"
-                for m in args.mixup_max) + " |")
-        lines.append("")
-    lines += [f"Median speed {speed:.1f} generator iterations/s per run; {outcome.seconds / 3600:.2f} h of run time in all "
-              f"(summed over the runs, however many ran at once) on {'; '.join(machines)}.", ""]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     plot_sweep(per_m, per_latent, over_training, args, f"{args.output}.png")
     payload = {"per_m": {d: {f"{m:g}": v for m, v in per_m[d].items()} for d in args.data},
@@ -243,9 +218,82 @@ def sweep(args, argv) -> dict:
                                  for d in args.data},
                "fell_back": {d: {f"{m:g}": v for m, v in fell_back[d].items()} for d in args.data},
                "runs": {f"{cell}/seed{seed}": final for (cell, seed), final in finals.items()},
-               "settings": {**config, "latent_dims": args.latent_dims, "mixup_max": args.mixup_max, "seeds": args.seeds}}
-    write_results(args.output, "\n".join(lines), payload, argv=argv, script=__file__)
+               "settings": {**config, "latent_dims": args.latent_dims, "mixup_max": args.mixup_max, "seeds": args.seeds},
+               "machines": machines, "iterations_per_second_median": speed, "seconds": outcome.seconds,
+               "plot": f"{args.output}.png"}
+    write_results(args.output, None, payload, argv=argv, script=__file__, render=render_sweep)
     return payload
+
+
+def render_sweep(record: dict) -> str:
+    """results/gan_sweep.md from what its .json records, with the paper's robustness finding checked on the runs."""
+    settings = record["settings"]
+    latent_dims, ms, seeds = settings["latent_dims"], settings["mixup_max"], settings["seeds"]
+    per_m, per_latent, over_training, fell_back = (record[k] for k in ("per_m", "per_latent_dim", "over_training", "fell_back"))
+    data_sets = list(per_m)
+
+    def m_name(m: float) -> str:
+        return "0 (plain GAN)" if m == 0 else f"{m:g}"
+
+    lines = [
+        "# How steady is a mixup GAN? A sweep over the released code's grid",
+        "",
+        f"`{record['command']}`",
+        "",
+        f"![modes covered per m]({Path(record['plot']).name})",
+        "",
+        f"{len(data_sets) * len(latent_dims) * len(ms) * len(seeds)} runs: data {', '.join(data_sets)} x latent dim "
+        f"{', '.join(map(str, latent_dims))} x m {', '.join(f'{m:g}' for m in ms)} (lam ~ Uniform(0, m) "
+        f"per example in the discriminator's batches; m = 0 is a plain GAN) x seeds {', '.join(map(str, seeds))}, "
+        f"each {settings['iterations']} generator iterations (the paper: 20,000), scored on {settings['eval_samples']} "
+        "generated points.",
+        "",
+        "Per m, over latent dims and seeds: mean modes covered, mean share of high-quality samples, and the share of runs "
+        "that cover every mode.",
+        "",
+        "| m | " + " | ".join(f"{d}: modes covered | {d}: high quality | {d}: runs covering all" for d in data_sets) + " |",
+        "|---|" + "---|---|---|" * len(data_sets),
+    ]
+    for m in ms:
+        cells_text = []
+        for data in data_sets:
+            s = per_m[data][f"{m:g}"]
+            cells_text += [f"{s['modes_covered']:.1f} / {s['num_modes']}", f"{100 * s['high_quality']:.1f}%",
+                           f"{100 * s['covers_all']:.0f}% of {s['runs']}"]
+        lines.append(f"| {m_name(m)} | " + " | ".join(cells_text) + " |")
+    lines += ["", "Over training, per m (over latent dims and seeds): mean modes covered at each scored iteration, and "
+              "how far runs fell back, the modes covered at a run's best snapshot but not at its end (mean, and the "
+              "share of runs that lost any).", ""]
+    for data in data_sets:
+        shared = list(over_training[data][f"{ms[0]:g}"])
+        lines += [f"**{data}**", "", "| m | " + " | ".join(f"iteration {i}" for i in shared) +
+                  " | modes lost from best | runs that lost modes |", "|---|" + "---|" * (len(shared) + 2)]
+        for m in ms:
+            back = fell_back[data][f"{m:g}"]
+            lines.append(f"| {m_name(m)} | " + " | ".join(
+                f"{over_training[data][f'{m:g}'][i]:.1f}" for i in shared) + f" | {back['modes_lost']:.1f} | "
+                f"{100 * back['runs_that_lost_modes']:.0f}% |")
+        lines.append("")
+    lines += ["Mean modes covered at the end per latent dim (rows) and m (columns):", ""]
+    for data in data_sets:
+        lines += [f"**{data}**", "", "| latent dim | " + " | ".join(f"m = {m:g}" for m in ms) + " |",
+                  "|---|" + "---|" * len(ms)]
+        for z in latent_dims:
+            lines.append(f"| {z} | " + " | ".join(
+                f"{per_latent[data][str(z)][f'{m:g}']['modes_covered']:.1f} "
+                f"({100 * per_latent[data][str(z)][f'{m:g}']['high_quality']:.0f}% HQ)" for m in ms) + " |")
+        lines.append("")
+    lines += [f"Median speed {record['iterations_per_second_median']:.1f} generator iterations/s per run; "
+              f"{record['seconds'] / 3600:.2f} h of run time in all (summed over the runs, however many ran at once) on "
+              f"{'; '.join(record['machines'])}.", ""]
+    if 0.0 in ms and len(ms) > 1:
+        ends = {data: {z: {m: per_latent[data][str(z)][f"{m:g}"]["modes_covered"] for m in ms} for z in latent_dims}
+                for data in data_sets}
+        lines += [f"The paper's GANs, another experiment: {paper.FIGURE5['setting']}; no sweep, but in its words: "
+                  "\"The training of mixup GANs seems promisingly robust to hyper-parameter and architectural choices\".", "",
+                  *paper.findings_section(paper.against_words(paper.gan_sweep_checks(ends)),
+                                          "the paper by its words, ours on the mean over seeds at the end")]
+    return "\n".join(lines)
 
 
 def plot_sweep(per_m: dict, per_latent: dict, over_training: dict, args, output: str) -> str:
@@ -308,6 +356,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.jobs < 1:
         parser.error(f"--jobs {args.jobs}: give at least 1")
     os.chdir(ROOT)
+    if args.render_only:
+        render_results(args.output, render_figure5 if args.command == "figure5" else render_sweep)
+        return json.loads(Path(f"{args.output}.json").read_text())
     return figure5(args, argv) if args.command == "figure5" else sweep(args, argv)
 
 

@@ -186,7 +186,8 @@ def render(record: dict) -> str:
     if ours:
         lines += paper.findings_section(
             paper.compare(paper.corrupted_label_checks, paper.table2_by_family(), ours),
-            "ours on the mean over seeds, each family's row with the lowest best test error, as the paper reports")
+            "its Table 2 and ours, ours on the mean over seeds with each family's row of lowest best test error, as the paper "
+            "reports each family's best")
     return "\n".join(lines)
 
 

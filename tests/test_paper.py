@@ -132,6 +132,10 @@ PAGES = {
     "label_noise_mlp": ("reproduce_label_noise.py", "render"),
     "label_noise_preact": ("reproduce_label_noise.py", "render"),
     "attack_fashion_mnist": ("reproduce_attacks.py", "render"),
+    "uci_erm_vs_mixup": ("reproduce_uci.py", "render"),
+    "gan_figure5": ("reproduce_gan.py", "render_figure5"),
+    "gan_sweep": ("reproduce_gan.py", "render_sweep"),
+    "between_examples_fashion_mnist": ("analyze.py", "render"),
 }
 
 
@@ -146,3 +150,12 @@ def test_each_results_page_is_its_json_rendered(page):
     render = runpy.run_path(str(ROOT / "scripts" / script), run_name=f"render_{page}")[function]
     record = json.loads((ROOT / "results" / f"{page}.json").read_text())
     assert render(record) == (ROOT / "results" / f"{page}.md").read_text()
+
+
+def test_every_reproduction_page_quotes_the_paper_with_its_setting_and_the_findings():
+    for page in PAGES:
+        text = (ROOT / "results" / f"{page}.md").read_text()
+        assert "another experiment:" in text, page
+        assert "Where our runs agree with the paper's findings" in text, page
+        assert any(line.startswith("- ") and line.rstrip().endswith(("agrees", "differs", ")"))
+                   for line in text.splitlines()), page
