@@ -159,3 +159,13 @@ def test_every_reproduction_page_quotes_the_paper_with_its_setting_and_the_findi
         assert "Where our runs agree with the paper's findings" in text, page
         assert any(line.startswith("- ") and line.rstrip().endswith(("agrees", "differs", ")"))
                    for line in text.splitlines()), page
+
+
+def test_the_reproductions_page_quotes_the_findings_and_table5_as_the_results_pages_have_them():
+    docs = (ROOT / "docs" / "reproductions.md").read_text()
+    pages = "\n".join((ROOT / "results" / f"{page}.md").read_text() for page in PAGES).splitlines()
+    quoted = [line for line in docs.splitlines() if line.startswith("- ") and re.search(r": (agrees|differs)", line)]
+    assert len(quoted) >= 25
+    assert [line for line in quoted if line not in pages] == []
+    table5 = [line for line in (ROOT / "results" / "ablations.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(table5) == 23 and all(line in docs.splitlines() for line in table5)
