@@ -183,3 +183,32 @@ def test_hub_ids_go_through_load_dataset_with_the_hub_schema(tmp_path, monkeypat
     from huggingface_hub import ModelCard
 
     assert ModelCard.load(out / "README.md").data.datasets == ["uoft-cs/cifar100"]
+
+
+def test_small_vit_trains_at_a_block_and_its_checkpoint_predicts_as_evaluation_did(tmp_path):
+    """`--model_name small_vit`: transformers' ViT from a config, mixed entering block 2; the checkpoint carries
+    its image processor, and `pipeline()` on it reproduces the accuracy evaluation reported, image by image."""
+    from transformers import pipeline
+
+    from hf_mixup.data import load_digits_dataset
+
+    out = tmp_path / "vit"
+    vit = '{"patch_size": 4, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2}'
+    metrics = train.main([
+        "--model_name", "small_vit", "--model_kwargs", vit, "--image_size", "8", "--mixup_layer", "2",
+        "--max_train_samples", "256", "--max_eval_samples", "128", "--per_device_train_batch_size", "32",
+        "--max_steps", "40", "--learning_rate", "0.003", "--logging_steps", "1", "--report_to", "none", "--disable_tqdm", "true",
+        "--eval_strategy", "no", "--save_strategy", "no", "--output_dir", str(out),
+    ])
+    assert (out / "preprocessor_config.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "vit" and config["num_hidden_layers"] == 2 and config["patch_size"] == 4
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert any(0 < h.get("mixup_lambda", 0) < 1 for h in history)  # the batches were mixed
+    classifier = pipeline("image-classification", model=str(out))
+    test = load_digits_dataset()["test"].select(range(128))
+    predicted = [classifier(example["image"], top_k=1)[0]["label"] for example in test]
+    names = test.features["label"].names
+    accuracy = np.mean([p == names[example["label"]] for p, example in zip(predicted, test)])
+    assert accuracy == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert len(set(predicted)) > 1  # a model that learned something, not one class everywhere
