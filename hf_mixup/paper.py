@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CITATION",
+    "FAMILIES",
     "FIGURE2",
     "FIGURE4",
     "FIGURE4_SETTING",
