@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -274,3 +275,99 @@ def rotate_checkpoints(run_dir: str, save_total_limit: int | None, best_model_ch
         removed.append(checkpoint)
         remaining -= 1
     return removed
+
+
+def clear_partial_checkpoints(run_dir: str) -> None:
+    """`remove_partial_checkpoints`, with one warning line naming what an interrupted save left."""
+    removed = remove_partial_checkpoints(run_dir)
+    if removed:
+        logger.warning(
+            f"Removed {len(removed)} partial folder(s) that an interrupted save left in {run_dir}: {', '.join(removed)}"
+        )
+
+
+def save_staged_checkpoint(trainer, model: nn.Module, trial, save: Callable[[nn.Module, Any], None]) -> None:
+    """`MixupTrainer._save_checkpoint`: the Trainer's checkpoint (``save``, the Trainer's own method), plus the run's
+    mixing state, written whole into a hidden staging folder and only then renamed to ``checkpoint-<step>``: a
+    process killed at any moment leaves either the complete checkpoint or none (the leftovers are removed at the
+    next start). Old checkpoints are rotated out the same way (renamed, then deleted). While ``save`` runs,
+    ``trainer._staging_dir`` names the staging folder (`MixupTrainer._get_output_dir` returns it)."""
+    import shutil
+
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    args, state = trainer.args, trainer.state
+    run_dir = trainer._get_output_dir(trial)
+    name = f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+    parent = staging_parent(run_dir, name)
+    staged, final = os.path.join(parent, name), os.path.join(run_dir, name)
+    if args.should_save and os.path.isdir(parent):  # left by a save of this step that was interrupted
+        shutil.rmtree(parent)
+    trainer.accelerator.wait_for_everyone()
+    trainer._staging_dir = parent
+    try:
+        save(model, trial)
+    finally:
+        trainer._staging_dir = None
+    if not args.save_only_model:  # no RNG or optimizer state either: such checkpoints do not resume
+        trainer.save_mixup_state(staged)
+    best = state.best_model_checkpoint
+    if best is not None and os.path.normpath(best) == os.path.normpath(staged):
+        state.best_model_checkpoint = final
+        if args.should_save:
+            state.save_to_json(os.path.join(staged, TRAINER_STATE_NAME))
+    trainer.accelerator.wait_for_everyone()
+    if args.should_save:
+        publish_checkpoint(staged, final)
+        shutil.rmtree(parent, ignore_errors=True)
+        rotate_checkpoints(run_dir, args.save_total_limit, state.best_model_checkpoint)
+    trainer.accelerator.wait_for_everyone()
+
+
+def load_full_weights(trainer, model: nn.Module, checkpoint: str | None, what: str) -> bool:
+    """Load ``checkpoint``'s full weights into ``model`` with `load_checkpoint_weights` (the weight-name conversion of
+    `from_pretrained`; the Trainer's own loading is a plain ``load_state_dict(strict=False)``, under which models
+    whose saved names differ from their module names keep their random initialisation). False where the Trainer
+    must load them itself: DeepSpeed, FSDP and SageMaker model parallelism (their own sharded formats), and
+    checkpoints without full weights (adapters)."""
+    from transformers.utils import is_sagemaker_mp_enabled
+
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled or is_sagemaker_mp_enabled():
+        return False
+    if not has_full_weights(checkpoint):
+        return False
+    route = load_checkpoint_weights(model, checkpoint)
+    logger.info(f"Loaded {what} from {checkpoint} ({route})")
+    return True
+
+
+# -- the mixing state of a checkpoint ---------------------------------------------------------------------
+MIXUP_STATE_NAME = "mixup_state.pth"
+
+
+def mixup_state_file(directory: str, world_size: int, rank: int) -> str:
+    """Where process ``rank`` keeps its mixing state in checkpoint folder ``directory`` (one file per rank)."""
+    if world_size <= 1:
+        return os.path.join(directory, MIXUP_STATE_NAME)
+    stem, ext = os.path.splitext(MIXUP_STATE_NAME)
+    return os.path.join(directory, f"{stem}_{rank}{ext}")
+
+
+def save_mixing_state(directory: str, state: dict[str, Any], world_size: int, rank: int) -> None:
+    """Write this process's mixing state (generator states: tensors and plain values) into ``directory``."""
+    os.makedirs(directory, exist_ok=True)
+    torch.save(state, mixup_state_file(directory, world_size, rank))
+
+
+def load_mixing_state(directory: str, world_size: int, rank: int) -> dict[str, Any] | None:
+    """The mixing state saved in ``directory`` (read with ``weights_only=True``); None, with a warning, when there
+    is none for this world size and rank."""
+    path = mixup_state_file(directory, world_size, rank)
+    if not os.path.isfile(path):
+        logger.warning(
+            f"No mixing state at {path}: the resumed run draws new mixing decisions and will not match an "
+            "uninterrupted one (the checkpoint was written by another trainer or world size)"
+        )
+        return None
+    return torch.load(path, weights_only=True)

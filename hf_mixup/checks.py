@@ -12,12 +12,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from .losses import MULTI_LABEL, REGRESSION, SINGLE_LABEL
+
 IGNORE_INDEX = -100
 _SHOWN = 5
-
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-REGRESSION = "regression"
 
 
 def _shown(values) -> str:
@@ -146,3 +144,76 @@ def check_spatial_inputs(example: dict[str, Any], label_keys, what: str) -> None
         f"{what} pastes boxes along two spatial axes, but the inputs have none ({described}; CutMix needs "
         "[channels, height, width] per example): set cutmix_alpha=0 and cutmix_minmax=None (mixup still mixes them)"
     )
+
+
+def check_settings_for_model(args, problem_type: str) -> None:
+    """The mixing settings ``args`` against the model and the processes: partners by class need single-label
+    classification, and hidden-layer sites one process per GPU (DataParallel splits the batch over replicas)."""
+    if args.mixup_partner != "random" and problem_type != SINGLE_LABEL:
+        raise ValueError(
+            f"mixup_partner={args.mixup_partner!r} pairs examples by class: it needs single-label classification; "
+            f"this model is {problem_type}: use mixup_partner='random'"
+        )
+    if args.mixup_layer and args.n_gpu > 1:
+        raise ValueError(
+            "mixup_layer > 0 does not work with DataParallel (several GPUs in one process): each replica "
+            "sees part of the batch; launch one process per GPU (accelerate launch / torchrun) instead"
+        )
+
+
+def check_batch_class_ids(labels: torch.Tensor, num_labels: int, *, column: str, mixed: bool) -> None:
+    """The class ids of one training batch in range (for datasets the trainer cannot read ahead): `check_class_ids`,
+    run only when something is out of range, so a good batch costs one comparison on its device."""
+    ignored = labels == IGNORE_INDEX
+    if mixed and bool(ignored.any()):
+        raise ValueError(
+            f"mixup needs a class id for every training example; found labels of -100 in {int(ignored.sum())} "
+            f"example(s) of {column!r}: drop those examples from the training set, or train ERM (mixup_alpha=0)"
+        )
+    if bool(((labels < 0) & ~ignored).any() | (labels >= num_labels).any()):
+        check_class_ids(labels.cpu(), num_labels, column=column, split="training", allow_ignored=not mixed)
+
+
+def check_trainer_inputs(trainer) -> None:
+    """`MixupTrainer.check_inputs`: the labels of the training and evaluation sets against the model (`-100`
+    allowed in evaluation, and in training without mixing), and spatial axes in the inputs when CutMix is on
+    (on the device or in the trainer's `DataCollatorForMixup`)."""
+    keys = list(dict.fromkeys([trainer.label_key, "labels", "label"]))
+    evaluation = trainer.eval_dataset
+    evaluation = list(evaluation.values()) if isinstance(evaluation, dict) else [evaluation]
+    for dataset, split, allow_ignored in (
+        (trainer.train_dataset, "training", not trainer.args.mixing_enabled),
+        *((data, "evaluation", True) for data in evaluation),
+    ):
+        if dataset is not None:
+            check_dataset_labels(dataset, keys, trainer.num_labels, trainer.problem_type, split=split,
+                                 allow_ignored=allow_ignored)
+    collator = trainer._mixup_collator
+    cutmix = trainer.mixer.cutmix_enabled or (collator is not None and collator._mixer.cutmix_enabled)
+    example = first_example(trainer.train_dataset) if cutmix and trainer.train_dataset is not None else None
+    if example is not None:
+        from .neighbours import PARTNER_PREFIX
+
+        partner_keys = [key for key in example if key.startswith(PARTNER_PREFIX)]
+        check_spatial_inputs(example, keys + partner_keys, "CutMix (cutmix_alpha / cutmix_minmax)")
+
+
+def first_example(dataset) -> dict[str, Any] | None:
+    """The first example of ``dataset`` as it gives it (transforms applied), drawn without moving any global random
+    generator, so a checked run trains exactly as an unchecked one; None for an empty or unsized dataset, or an
+    example that is not a dict."""
+    try:
+        if len(dataset) == 0:
+            return None
+    except TypeError:
+        return None
+    import random
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            example = dataset[0]
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+    return example if isinstance(example, dict) else None

@@ -76,6 +76,25 @@ def differing_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     return differences
 
 
+def check_resumable(checkpoint: str, current: dict[str, Any]) -> None:
+    """Refuse to resume ``checkpoint`` with settings (the record ``current``) that shape the weights differently
+    (`ValueError` naming them); a checkpoint without `run_settings.json` is resumed with a warning."""
+    saved = read_run_settings(checkpoint)
+    if saved is None:
+        from transformers.utils import logging
+
+        logging.get_logger(__name__).warning(
+            f"{checkpoint} has no {RUN_SETTINGS_NAME}: its settings cannot be checked against these"
+        )
+        return
+    differences = differing_settings(saved, current)
+    if differences:
+        raise ValueError(
+            f"{checkpoint} was trained with other settings: {'; '.join(differences)}. Resume it with the settings "
+            "it was started with, or start over (another output_dir, or no resume_from_checkpoint)"
+        )
+
+
 def read_run_settings(folder: str) -> dict[str, Any] | None:
     path = os.path.join(folder, RUN_SETTINGS_NAME)
     if not os.path.isfile(path):

@@ -9,7 +9,7 @@ import math
 import torch
 from transformers.utils import logging
 
-__all__ = ["step_schedule", "steps_per_epoch"]
+__all__ = ["step_schedule", "steps_per_epoch", "trainer_step_schedule"]
 
 logger = logging.get_logger(__name__)
 
@@ -54,3 +54,18 @@ def steps_per_epoch(train_dataset, args, train_batch_size: int, num_training_ste
     batches = math.floor(batches) if args.dataloader_drop_last else math.ceil(batches)
     accumulation = args.gradient_accumulation_steps
     return max(batches // accumulation + int(batches % accumulation > 0), 1)
+
+
+def trainer_step_schedule(trainer, num_training_steps: int, optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+    """`step_schedule` for a `MixupTrainer` with `lr_milestones`: its arguments' milestones, gamma, warm-up steps
+    and start factor, with epochs counted as the trainer counts them (`steps_per_epoch`)."""
+    args = trainer.args
+    return step_schedule(
+        optimizer,
+        num_training_steps=num_training_steps,
+        steps_per_epoch=steps_per_epoch(trainer.train_dataset, args, trainer._train_batch_size, num_training_steps),
+        milestones=args.lr_milestones,
+        gamma=args.lr_gamma,
+        warmup_steps=args.get_warmup_steps(num_training_steps),
+        warmup_start_factor=args.warmup_start_factor,
+    )

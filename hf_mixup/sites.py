@@ -17,6 +17,15 @@ A site is where a forward pass mixes the batch with one `MixDraw`:
 Sequence lengths never change, and a per-example draw (``mixup_mode="elem"``) works at every site: each example
 is mixed with its own weight, and where its weight is 1 it keeps its own mask too.
 
+``0`` is the floating-point inputs themselves (`InputsSite`, CutMix included), and for the timm ResNets and
+the CIFAR family ``k`` keeps the paper's numbering of residual stages (`StageSite`, see `hf_mixup.hidden`).
+Two more sources of a mixed batch stand beside the sites: `DatasetPartners` (``mixup_partner="knn"``, the
+partners fetched from the dataset) and `Premixed` (a batch that `DataCollatorForMixup` mixed already).
+
+Each of them mixes a training batch in :meth:`Site.mix` and hands back one `Mixed`: the model inputs, the draw
+the forward pass runs under, and the `~hf_mixup.losses.Targets` of the one loss that `MixupTrainer` computes
+for every site (`hf_mixup.losses.per_example_loss`).
+
 Example:
 
 ```python
@@ -31,13 +40,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from .mixing import MixDraw, mix_inputs
+from .hidden import mixing_at, mixing_points
+from .losses import Targets
+from .mixing import MixDraw, Mixer, mix_inputs, select_input_keys, spatial_size_of
 
 MASK_MODES = ("union", "first")
 
@@ -110,6 +122,26 @@ def _unmixed(draw: MixDraw) -> torch.Tensor:
     return (draw.lam == 1.0) | (draw.index == torch.arange(draw.batch_size, device=draw.index.device))
 
 
+@dataclass
+class Mixed:
+    """A training batch as a site hands it back: the model's ``inputs``, the ``targets`` of the loss, and the
+    ``draw`` that the forward pass runs under (``site.mixing(draw)``; None: the batch needs no hooks)."""
+
+    inputs: dict[str, Any]
+    targets: Targets
+    site: Site | None = None
+    draw: MixDraw | None = None
+
+    def forward_hooks(self) -> contextlib.AbstractContextManager:
+        """The context a forward pass of this batch runs in: the site's hooks, when it mixes inside the model."""
+        return self.site.mixing(self.draw) if self.site is not None and self.draw is not None else contextlib.nullcontext()
+
+
+def unmixed(inputs: Mapping[str, Any], labels: torch.Tensor) -> Mixed:
+    """A batch left as it is (ERM, evaluation, the warm-up and off epochs)."""
+    return Mixed(dict(inputs), Targets(labels))
+
+
 class Site:
     """A place in a model's forward pass where a draw mixes the batch."""
 
@@ -123,11 +155,122 @@ class Site:
     def mixing(self, draw: MixDraw) -> Iterator[None]:
         yield
 
+    def spatial_size(self, inputs: Mapping[str, Any], mixer: Mixer) -> tuple[int, int] | None:
+        """``(H, W)`` for the mixer's CutMix boxes; None where the site mixes no images."""
+        return None
+
+    def mix(self, inputs: Mapping[str, Any], labels: torch.Tensor, mixer: Mixer, *, input_only: bool = False) -> Mixed:
+        """Draw partners within the batch and weights from ``mixer`` (class ids passed for ``same_class``
+        partners), and hand back the batch prepared for a pass mixed here, with the draw's targets."""
+        batch_size = labels.shape[0]
+        by_class = {"labels": labels} if mixer.partner == "same_class" else {}
+        draw = mixer.draw(batch_size, self.spatial_size(inputs, mixer), **by_class)
+        targets = Targets.of_partners(labels, draw.index, draw.lam, input_only)
+        return Mixed(self.prepare(dict(inputs), draw), targets, self, draw)
+
 
 class InputsSite(Site):
-    """``mixup_layer=0``: the floating-point inputs, mixed before the model (token ids cannot be)."""
+    """``mixup_layer=0``: the floating-point inputs, mixed before the model (token ids cannot be; see
+    `holds_token_ids`), by mixup or CutMix. On the CPU each input is mixed into a workspace reused from step to
+    step, where every fresh batch-sized tensor costs its page faults (results/bench_mixing.md times a new output
+    against a reused one); the previous step's mixed batch is no longer needed once its backward pass is done."""
 
     name = "inputs"
+
+    def __init__(self):
+        self._workspaces: dict[str, torch.Tensor] = {}
+
+    def spatial_size(self, inputs: Mapping[str, Any], mixer: Mixer) -> tuple[int, int] | None:
+        if not mixer.cutmix_enabled:
+            return None
+        keys = select_input_keys(inputs, _batch_size(inputs))
+        return spatial_size_of(inputs[keys[0]])
+
+    def prepare(self, inputs: dict[str, Any], draw: MixDraw) -> dict[str, Any]:
+        inputs = dict(inputs)
+        for key in select_input_keys(inputs, draw.batch_size):
+            inputs[key] = mix_inputs(inputs[key], draw, out=self._workspace(key, inputs[key]))
+        return inputs
+
+    def _workspace(self, key: str, like: torch.Tensor) -> torch.Tensor | None:
+        if like.device.type != "cpu" or like.requires_grad:  # GPUs cache their allocations
+            return None
+        buffer = self._workspaces.get(key)
+        if buffer is None or buffer.shape != like.shape or buffer.dtype != like.dtype:
+            buffer = self._workspaces[key] = torch.empty_like(like)
+        return buffer
+
+
+def _batch_size(inputs: Mapping[str, Any]) -> int:
+    return next(value.shape[0] for value in inputs.values() if isinstance(value, torch.Tensor) and value.ndim > 0)
+
+
+def holds_token_ids(inputs: Mapping[str, Any]) -> bool:
+    """Whether a batch's inputs are token ids (``input_ids``, and no floating-point input to mix)."""
+    has_float = any(isinstance(value, torch.Tensor) and torch.is_floating_point(value) and value.ndim > 0
+                    for value in inputs.values())
+    return not has_float and "input_ids" in inputs
+
+
+class DatasetPartners(Site):
+    """``mixup_partner="knn"``: each example mixed with the partner the dataset fetched for it (the
+    ``partner_<key>`` fields of `hf_mixup.neighbours.PartnerDataset`, given here without the prefix), with
+    weights from the mixer: ``x = lam x + (1 - lam) x_partner``, targets ``y`` and ``y_partner``. One per batch."""
+
+    name = "dataset partners"
+
+    def __init__(self, partner: Mapping[str, Any], label_key: str = "labels"):
+        self.partner = partner
+        self.label_key = label_key
+
+    def mix(self, inputs: Mapping[str, Any], labels: torch.Tensor, mixer: Mixer, *, input_only: bool = False) -> Mixed:
+        partner_labels = self.partner.get(self.label_key, self.partner.get("label"))
+        if partner_labels is None:
+            raise ValueError(
+                f"mixup_partner='knn' needs the partner's label ({'partner_' + self.label_key!r}) in the batch: keep "
+                "the partner_ columns of hf_mixup.neighbours.PartnerDataset"
+            )
+        batch_size = labels.shape[0]
+        lam = mixer.draw(batch_size).lam  # its weights; the partners are the dataset's
+        inputs = dict(inputs)
+        for key in select_input_keys(inputs, batch_size):
+            x = inputs[key]
+            weight = lam.to(x.device, x.dtype).view(-1, *([1] * (x.ndim - 1)))
+            inputs[key] = self.partner[key].to(x.dtype).lerp(x, weight)
+        return Mixed(inputs, Targets(labels, partner_labels.to(labels.device), lam, input_only))
+
+
+class Premixed(Site):
+    """A batch that `DataCollatorForMixup` mixed already: soft ``labels`` and its weights ``lam`` (for the log)."""
+
+    name = "collator"
+
+    def __init__(self, lam: torch.Tensor):
+        self.lam = lam
+
+    def mix(self, inputs: Mapping[str, Any], labels: torch.Tensor, mixer: Mixer | None = None, *,
+            input_only: bool = False) -> Mixed:
+        return Mixed(dict(inputs), Targets(labels, lam=self.lam, premixed=True))
+
+
+class StageSite(Site):
+    """The features entering residual stage ``k`` of a timm ResNet or a CIFAR model, or the final pooling
+    (``k`` = stages + 1): the paper's numbering, see `hf_mixup.hidden`."""
+
+    def __init__(self, model: nn.Module, k: int):
+        stages = len(mixing_points(model)) - 1
+        if not 1 <= k <= stages + 1:
+            raise ValueError(
+                f"mixup_layer={k} but this model has {stages} stages: "
+                f"use 1..{stages} (entering a stage) or {stages + 1} (before the final pooling)"
+            )
+        self.model, self.k = model, k
+        self.name = f"stage {k}"
+
+    @contextlib.contextmanager
+    def mixing(self, draw: MixDraw) -> Iterator[None]:
+        with mixing_at(self.model, self.k, draw):
+            yield
 
 
 class EmbeddingsSite(Site):
@@ -233,7 +376,8 @@ class PooledSite(Site):
 
 
 def site_for(model: nn.Module, layer: int | str, mask: str = "union") -> Site:
-    """The site of ``mixup_layer`` ``layer`` in ``model``: ``0``, ``"embeddings"``, ``k >= 1`` or ``"pooled"``.
+    """The site of ``mixup_layer`` ``layer`` in ``model``: ``0``, ``"embeddings"``, ``k >= 1`` (residual stage ``k``
+    of a timm ResNet or CIFAR model, else block ``k``) or ``"pooled"``.
 
     Raises:
         ValueError: the model has no such site; the message names what was looked for and the sites it has.
@@ -247,7 +391,11 @@ def site_for(model: nn.Module, layer: int | str, mask: str = "union") -> Site:
     if layer == "pooled":
         return PooledSite(model)
     if isinstance(layer, int) and not isinstance(layer, bool):
-        return BlockSite(model, layer, mask=mask)
+        try:
+            mixing_points(model)
+        except ValueError:  # no residual stages: a stack of blocks
+            return BlockSite(model, layer, mask=mask)
+        return StageSite(model, layer)
     raise ValueError(
         f'mixup_layer must be 0 (the inputs), "embeddings", a block k >= 1 or "pooled"; got {layer!r}'
     )

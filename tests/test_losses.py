@@ -84,3 +84,80 @@ def test_reduce_loss_over_accumulated_items():
 def test_soft_target_shape_mismatch_is_refused():
     with pytest.raises(ValueError, match="same shape"):
         soft_target_cross_entropy(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+# -- the one loss of every site: per_example_loss against a Targets ------------------------------------------
+
+LAM = torch.tensor([0.2, 0.9, 0.35, 0.6, 0.75, 0.5, 0.1, 0.45])
+
+
+def loss_batch(num_labels: int = 5):
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(8, num_labels, generator=g)
+    own = torch.randint(0, num_labels, (8,), generator=g)
+    partner = (own + 1 + torch.randint(0, num_labels - 1, (8,), generator=g)) % num_labels  # never the same class
+    return logits, own, partner
+
+
+def by_formula(own_loss, partner_loss, lam=LAM):
+    return lam * own_loss + (1 - lam) * partner_loss
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+def test_class_ids_mixed_give_lam_ce_own_plus_one_minus_lam_ce_partner(smoothing):
+    from hf_mixup.losses import Targets, per_example_loss
+
+    logits, own, partner = loss_batch()
+    got = per_example_loss(logits, Targets(own, partner, LAM), label_smoothing=smoothing)
+    ce = lambda y: F.cross_entropy(logits, y, reduction="none", label_smoothing=smoothing)  # noqa: E731
+    torch.testing.assert_close(got, by_formula(ce(own), ce(partner)))
+
+
+def test_soft_labels_mixed_give_the_soft_target_ce_of_the_mixed_distribution():
+    from hf_mixup.losses import Targets, per_example_loss
+
+    logits, _, _ = loss_batch()
+    g = torch.Generator().manual_seed(4)
+    own, partner = torch.softmax(torch.randn(8, 5, generator=g), -1), torch.softmax(torch.randn(8, 5, generator=g), -1)
+    mixed = LAM[:, None] * own + (1 - LAM[:, None]) * partner
+    expected = -(mixed * F.log_softmax(logits, -1)).sum(-1)
+    torch.testing.assert_close(per_example_loss(logits, Targets(own, partner, LAM)), expected)
+    # premixed (a collator's soft labels, smoothed there): taken as they are, not smoothed again nor mixed
+    premixed = per_example_loss(logits, Targets(mixed, lam=LAM, premixed=True), label_smoothing=0.1)
+    torch.testing.assert_close(premixed, expected)
+
+
+def test_input_only_takes_the_label_of_the_larger_weight_unmixed():
+    from hf_mixup.losses import Targets, per_example_loss
+
+    logits, own, partner = loss_batch()
+    got = per_example_loss(logits, Targets(own, partner, LAM, input_only=True), label_smoothing=0.1)
+    dominant = torch.where(LAM >= 0.5, own, partner)
+    torch.testing.assert_close(got, F.cross_entropy(logits, dominant, reduction="none", label_smoothing=0.1))
+
+
+def test_multi_label_and_regression_targets_mix_linearly():
+    from hf_mixup.losses import MULTI_LABEL, REGRESSION, Targets, per_example_loss
+
+    logits, _, _ = loss_batch(3)
+    g = torch.Generator().manual_seed(5)
+    own, partner = torch.randint(0, 2, (8, 3), generator=g), torch.randint(0, 2, (8, 3), generator=g)
+    mixed = LAM[:, None] * own.float() + (1 - LAM[:, None]) * partner.float()
+    expected = F.binary_cross_entropy_with_logits(logits, mixed, reduction="none").mean(-1)
+    torch.testing.assert_close(per_example_loss(logits, Targets(own, partner, LAM), MULTI_LABEL), expected)
+    y, y_partner = torch.linspace(-2, 5, 8), torch.linspace(7, 1, 8)
+    predictions = logits[:, :1]
+    expected = (predictions.squeeze(1) - (LAM * y + (1 - LAM) * y_partner)) ** 2
+    torch.testing.assert_close(per_example_loss(predictions, Targets(y, y_partner, LAM), REGRESSION), expected)
+
+
+def test_unmixed_targets_give_the_plain_losses():
+    from hf_mixup.losses import Targets, per_example_loss
+
+    logits, own, _ = loss_batch()
+    torch.testing.assert_close(per_example_loss(logits, Targets(own), label_smoothing=0.1),
+                               F.cross_entropy(logits, own, reduction="none", label_smoothing=0.1))
+    with pytest.raises(ValueError, match="problem_type must be one of"):
+        per_example_loss(logits, Targets(own), "ranking")
+    with pytest.raises(ValueError, match=r"give class ids \[batch\] or soft labels"):
+        per_example_loss(logits, Targets(own.float()))

@@ -257,3 +257,135 @@ def test_a_site_the_model_lacks_is_refused_when_the_trainer_is_built(tmp_path):
     with pytest.raises(ValueError, match='mixup_layer must be 0 .*"embeddings".*"pooled"'):
         mixup_args(tmp_path, mixup_layer="middle")
     assert mixup_args(tmp_path, mixup_layer="2").mixup_layer == 2  # as the command line gives it
+
+
+# -- each site mixes a training batch and hands back one draw and its targets ----------------------------------
+
+
+def recorded_input(module, run) -> torch.Tensor:
+    """What ``module`` receives (its first positional input, after pre-hooks) during ``run()``."""
+    seen = []
+    handle = module.register_forward_hook(lambda m, args, out: seen.append(args[0].detach().clone()))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
+def mixed_by_formula(h: torch.Tensor, lam: torch.Tensor, h_partner: torch.Tensor) -> torch.Tensor:
+    w = lam.view(-1, *[1] * (h.ndim - 1))
+    return w * h + (1 - w) * h_partner
+
+
+def test_the_inputs_site_mixes_the_inputs_and_hands_back_the_draws_targets():
+    from conftest import fixed_mixer
+
+    from hf_mixup.sites import InputsSite
+
+    x = torch.randn(B, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    labels = torch.tensor([0, 1, 2, 1])
+    site = InputsSite()
+    for _ in range(2):  # the second batch is mixed into the first one's workspace
+        mixed = site.mix({"pixel_values": x, "attention_mask": torch.ones(B, 4, dtype=torch.long)}, labels,
+                         fixed_mixer(DRAW))
+        torch.testing.assert_close(mixed.inputs["pixel_values"], mixed_by_formula(x, DRAW.lam, x[DRAW.index]))
+        assert torch.equal(mixed.inputs["attention_mask"], torch.ones(B, 4, dtype=torch.long))  # integers stay
+        assert torch.equal(mixed.targets.partner_labels, labels[DRAW.index]) and mixed.targets.lam is DRAW.lam
+        assert mixed.draw is DRAW and mixed.site is site
+
+
+def test_the_inputs_site_draws_cutmix_boxes_for_the_inputs_spatial_size():
+    from hf_mixup.mixing import Mixer
+    from hf_mixup.sites import InputsSite
+
+    x = torch.randn(B, 3, 8, 6, generator=torch.Generator().manual_seed(1))
+    mixer = Mixer(mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem", seed=3)
+    mixed = InputsSite().mix({"pixel_values": x}, torch.tensor([0, 1, 2, 1]), mixer)
+    replay = Mixer(mixup_alpha=0.0, cutmix_alpha=1.0, mode="elem", seed=3).draw(B, (8, 6))
+    assert torch.equal(mixed.draw.boxes, replay.boxes)
+    assert torch.equal(mixed.inputs["pixel_values"], mix_inputs(x, replay))
+
+
+def recorded_output(module, run) -> torch.Tensor:
+    """What ``module`` returns during ``run()`` (after the forward hooks registered before this one)."""
+    seen = []
+    handle = module.register_forward_hook(lambda m, args, out: seen.append(out.detach().clone()))
+    try:
+        run()
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
+@pytest.mark.parametrize("layer", ["embeddings", 2, "pooled"])
+def test_a_model_site_mixes_its_hidden_state_and_hands_back_the_draw(layer):
+    """`site.mix` hands back the draw, and a forward pass under its hooks sees lam * h_i + (1 - lam) * h_j."""
+    from conftest import fixed_mixer
+
+    torch.manual_seed(0)
+    model = TEXT["bert"]().eval()
+    inputs = text_inputs(50)
+    labels = torch.tensor([0, 2, 1, 2])
+    site = site_for(model, layer)
+    if layer == "embeddings":  # the output of the token embeddings
+        module, record = model.bert.embeddings.word_embeddings, recorded_output
+    else:  # the input of block 2, of the classifier
+        module, record = {2: model.bert.encoder.layer[1], "pooled": model.classifier}[layer], recorded_input
+    with torch.no_grad():
+        clean = record(module, lambda: model(**inputs))
+        mixed = site.mix(inputs, labels, fixed_mixer(DRAW))
+        with mixed.forward_hooks():
+            hidden = record(module, lambda: model(**mixed.inputs))
+    assert mixed.draw is DRAW and torch.equal(mixed.targets.partner_labels, labels[DRAW.index])
+    torch.testing.assert_close(hidden, mixed_by_formula(clean, DRAW.lam, clean[DRAW.index]))
+
+
+def test_the_stage_site_mixes_the_features_entering_stage_k():
+    from conftest import fixed_mixer, tiny_preact
+
+    from hf_mixup.hidden import mixing_points
+    from hf_mixup.sites import StageSite
+
+    model = tiny_preact().eval()
+    draw = MixDraw(lam=torch.tensor([0.3, 0.5, 0.9, 0.0]), index=torch.tensor([1, 2, 3, 0]))
+    x = torch.randn(B, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    site = site_for(model, 3)
+    assert isinstance(site, StageSite)
+    stage = mixing_points(model)[2]
+    with torch.no_grad():
+        clean = recorded_input(stage, lambda: model(pixel_values=x))
+        mixed = site.mix({"pixel_values": x}, torch.tensor([0, 1, 2, 3]), fixed_mixer(draw))
+        assert torch.equal(mixed.inputs["pixel_values"], x)  # the inputs themselves are not mixed
+        with mixed.forward_hooks():
+            hidden = recorded_input(stage, lambda: model(**mixed.inputs))
+    torch.testing.assert_close(hidden, mixed_by_formula(clean, draw.lam, clean[draw.index]))
+    with pytest.raises(ValueError, match="has 4 stages: use 1..4 .* or 5"):
+        site_for(model, 6)
+
+
+def test_dataset_partners_mix_each_example_with_its_fetched_partner():
+    from hf_mixup.mixing import Mixer
+    from hf_mixup.sites import DatasetPartners
+
+    g = torch.Generator().manual_seed(2)
+    x, x_partner = torch.randn(B, 5, generator=g), torch.randn(B, 5, generator=g)
+    labels, partner_labels = torch.tensor([0, 1, 2, 1]), torch.tensor([2, 2, 0, 0])
+    mixer = Mixer(mixup_alpha=0.5, mode="elem", seed=4)
+    mixed = DatasetPartners({"features": x_partner, "labels": partner_labels, "index": torch.arange(B)}).mix(
+        {"features": x}, labels, mixer, input_only=True)
+    lam = Mixer(mixup_alpha=0.5, mode="elem", seed=4).draw(B).lam
+    torch.testing.assert_close(mixed.inputs["features"], mixed_by_formula(x, lam, x_partner))
+    targets = mixed.targets
+    assert torch.equal(targets.lam, lam) and torch.equal(targets.partner_labels, partner_labels) and targets.input_only
+    assert mixed.draw is None  # no hooks: the inputs are mixed before the model
+
+
+def test_a_collators_batch_is_taken_as_it_is():
+    from hf_mixup.sites import Premixed
+
+    soft, lam = torch.full((B, 3), 1 / 3), torch.tensor([0.4, 0.6, 1.0, 0.5])
+    inputs = {"pixel_values": torch.randn(B, 3)}
+    mixed = Premixed(lam).mix(inputs, soft)
+    assert mixed.inputs["pixel_values"] is inputs["pixel_values"] and mixed.targets.premixed
+    assert mixed.targets.labels is soft and mixed.targets.lam is lam and not mixed.targets.mixed

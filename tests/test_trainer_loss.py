@@ -188,3 +188,21 @@ def test_mixup_needs_a_class_id_for_every_training_example(tmp_path, digits_data
     batch["labels"][2] = -100
     with pytest.raises(ValueError, match="-100"):
         trainer.compute_loss(model, batch)
+
+
+def test_a_subclass_overrides_the_one_loss_of_every_site(tmp_path, digits_dataset):
+    """`_per_example_loss(logits, targets)` is the override point: it gets the site's `Targets` (the labels, the
+    partners' labels, the weights) and its `[batch]` losses are reduced by the trainer."""
+    seen = []
+
+    class Doubled(MixupTrainer):
+        def _per_example_loss(self, logits, targets):
+            seen.append(targets)
+            return 2 * super()._per_example_loss(logits, targets)
+
+    model = tiny_vit().train()
+    batch = digits_batch(digits_dataset)
+    loss = Doubled(model=model, args=mixup_args(tmp_path), mixer=fixed_mixer(DRAW)).compute_loss(model, batch)
+    plain = MixupTrainer(model=model, args=mixup_args(tmp_path), mixer=fixed_mixer(DRAW)).compute_loss(model, batch)
+    torch.testing.assert_close(loss, 2 * plain)
+    assert torch.equal(seen[0].partner_labels, batch["labels"][DRAW.index]) and torch.equal(seen[0].lam, DRAW.lam)

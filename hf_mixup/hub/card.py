@@ -157,12 +157,14 @@ def build_card(
     extra_tags: list[str] | None = None,
     sibling: dict[str, Any] | None = None,
     curves: str | None = None,
+    reliability: str | None = None,
     run_settings: dict[str, Any] | None = None,
 ) -> ModelCard:
     """A model card from a run's settings (`MixupArguments`) and its evaluation ``metrics``.
 
     ``sibling``: ``{"repo_id", "method", "metrics"}`` of the other run of an ERM/mixup pair, shown in a
-    comparison table that links it. ``curves``: file name of the training-curve plot in the repository.
+    comparison table that links it. ``curves``: file name of the training-curve plot in the repository;
+    ``reliability``: that of the pair's reliability diagrams.
     """
     if modality not in TASKS:
         raise ValueError(f"modality must be one of {sorted(TASKS)}, got {modality!r}")
@@ -228,6 +230,7 @@ def build_card(
         usage=usage_snippet(modality, repo_id, needs_hf_mixup, regression),
         comparison=comparison,
         curves=curves,
+        reliability=reliability,
         versions=framework_versions(),
     )
 
@@ -287,6 +290,26 @@ def build_model_card(
         extra_tags=list(getattr(trainer.model, "model_tags", None) or []),
         run_settings=run_settings,
     )
+
+
+CARD_SETTINGS_KEYS = ("dataset_name", "dataset_id", "eval_split", "modality", "license", "metrics", "run_settings")
+
+
+def write_model_card(trainer, **kwargs: Any) -> None:
+    """`MixupTrainer.create_model_card`: `README.md` in the trainer's ``output_dir`` (`build_model_card`), and
+    what the card was built from (`CARD_SETTINGS_FILE`), so that `hf-mixup publish` can rebuild it (with the
+    sibling run's comparison) without the trainer. A later call (push_to_hub makes one with its own arguments)
+    keeps what an earlier one said."""
+    import json
+
+    trainer._model_card_kwargs = {**getattr(trainer, "_model_card_kwargs", {}),
+                                  **{k: v for k, v in kwargs.items() if v is not None}}
+    card = build_model_card(trainer, **trainer._model_card_kwargs)
+    os.makedirs(trainer.args.output_dir, exist_ok=True)
+    card.save(os.path.join(trainer.args.output_dir, "README.md"))
+    settings = {k: v for k, v in trainer._model_card_kwargs.items() if k in CARD_SETTINGS_KEYS}
+    with open(os.path.join(trainer.args.output_dir, CARD_SETTINGS_FILE), "w") as f:
+        json.dump(settings, f, indent=2)
 
 
 GAN_USAGE = """import hf_mixup.gan as gan

@@ -34,8 +34,10 @@ from .functional import expected_calibration_error  # noqa: F401  (public, as be
 
 __all__ = [
     "METRIC_NAMES",
+    "calibration_of",
     "classification_evaluator",
     "classification_metrics",
+    "default_metrics_for",
     "expected_calibration_error",
     "load",
     "metric_path",
@@ -76,6 +78,14 @@ def classification_metrics(eval_pred) -> dict[str, float]:
     return metrics
 
 
+def calibration_of(eval_pred, n_bins: int = functional.DEFAULT_N_BINS) -> dict[str, list]:
+    """`functional.calibration_bins` of logits against class ids (labels of -100 left out): the data of a
+    reliability diagram, with the same bins as the ``ece`` of `classification_metrics`."""
+    logits, labels = _logits_and_labels(eval_pred)
+    keep = labels.long() != -100
+    return functional.calibration_bins(F.softmax(logits[keep], dim=-1), labels.long()[keep], n_bins)
+
+
 def regression_metrics(eval_pred) -> dict[str, float]:
     """mse, rmse, mae and r2 (coefficient of determination, averaged over outputs)."""
     predictions, targets = _logits_and_labels(eval_pred)
@@ -86,6 +96,13 @@ def multi_label_metrics(eval_pred) -> dict[str, float]:
     """BCE, exact-match accuracy, per-label accuracy and micro F1 at a 0.5 threshold."""
     logits, targets = _logits_and_labels(eval_pred)
     return functional.multi_label_scores(logits, targets.to(torch.float64))
+
+
+def default_metrics_for(problem_type: str):
+    """The `compute_metrics` `MixupTrainer` evaluates with when given none: `classification_metrics`,
+    `multi_label_metrics` or `regression_metrics`, by the model's ``config.problem_type``."""
+    return {"single_label_classification": classification_metrics, "multi_label_classification": multi_label_metrics,
+            "regression": regression_metrics}[problem_type]
 
 
 # ---------------------------------------------------------------------------------------------

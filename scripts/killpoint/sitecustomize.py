@@ -52,6 +52,7 @@ if _SPEC or _TRACE:
     _transformers = importlib.import_module("transformers.trainer")
     _callback = importlib.import_module("transformers.trainer_callback")
     _ours = importlib.import_module("hf_mixup.trainer")
+    _checkpoints = importlib.import_module("hf_mixup.checkpoints")
     _output_dir = importlib.import_module("hf_mixup.cli.output_dir")
     _runs = importlib.import_module("hf_mixup.runs")
     Trainer, MixupTrainer = _transformers.Trainer, _ours.MixupTrainer
@@ -62,8 +63,8 @@ if _SPEC or _TRACE:
         (Trainer, "_save_rng_state"),
         (_callback.TrainerState, "save_to_json"),
         (MixupTrainer, "save_mixup_state"),
-        (_ours, "publish_checkpoint"),
-        (_ours, "rotate_checkpoints"),
+        (_checkpoints, "publish_checkpoint"),
+        (_checkpoints, "rotate_checkpoints"),
         (Trainer, "evaluate"),
         (Trainer, "save_metrics"),
         (MixupTrainer, "create_model_card"),
