@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .mixing import ALL_PARTNERS as PARTNERS
-from .mixing import MIXING_FIELDS, MIXUP_MODES, MIXUP_TARGETS, check_mixing_settings
+from .mixing import MIXING_FIELDS, MIXUP_MODES, MIXUP_TARGETS, is_number, check_mixing_settings
 from .neighbours import KNN_SCOPES
 from .sites import MASK_MODES
 
@@ -191,8 +191,8 @@ class MixupArguments(TrainingArguments):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be an int >= 1 (examples per device and step), got {value!r}")
-        if not (_is_number(self.num_train_epochs) and self.num_train_epochs > 0) and not (
-            _is_number(self.max_steps) and self.max_steps > 0
+        if not (is_number(self.num_train_epochs) and self.num_train_epochs > 0) and not (
+            is_number(self.max_steps) and self.max_steps > 0
         ):
             raise ValueError(
                 f"nothing to train: num_train_epochs={self.num_train_epochs!r} and max_steps={self.max_steps!r}; set "
@@ -202,7 +202,7 @@ class MixupArguments(TrainingArguments):
         self.cutmix_minmax = None if minmax is None else list(minmax)
         for name in ("mixup_off_epoch", "mixup_warmup_epochs"):
             value = getattr(self, name)
-            if not _is_number(value) or math.isnan(value) or value < 0:
+            if not is_number(value) or math.isnan(value) or value < 0:
                 raise ValueError(f"{name} must be a number of epochs >= 0, got {value!r}")
         if not isinstance(self.mixup_knn_k, int) or isinstance(self.mixup_knn_k, bool) or self.mixup_knn_k < 1:
             raise ValueError(f"mixup_knn_k must be an int >= 1 (the paper uses 200), got {self.mixup_knn_k!r}")
@@ -218,7 +218,7 @@ class MixupArguments(TrainingArguments):
                     "mixup_partner='knn' draws new partners each epoch, which persistent DataLoader workers would not "
                     "see: set dataloader_persistent_workers=False"
                 )
-        if not _is_number(self.input_noise_std) or math.isnan(self.input_noise_std) or math.isinf(self.input_noise_std) \
+        if not is_number(self.input_noise_std) or math.isnan(self.input_noise_std) or math.isinf(self.input_noise_std) \
                 or self.input_noise_std < 0:
             raise ValueError(f"input_noise_std must be a finite number >= 0 (0: no noise), got {self.input_noise_std!r}")
         if self.mixup_layer and (self.cutmix_alpha > 0 or self.cutmix_minmax is not None):
@@ -227,12 +227,12 @@ class MixupArguments(TrainingArguments):
             raise ValueError("mixup_layer other than 0 does not work with gradient_checkpointing (recomputed features would not be mixed)")
         if self.lr_milestones is not None:
             milestones = list(self.lr_milestones)
-            if not milestones or any(not _is_number(m) or m <= 0 for m in milestones) or milestones != sorted(milestones):
+            if not milestones or any(not is_number(m) or m <= 0 for m in milestones) or milestones != sorted(milestones):
                 raise ValueError(f"lr_milestones must be increasing epochs > 0, got {self.lr_milestones!r}")
             self.lr_milestones = [float(m) for m in milestones]
-        if not _is_number(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
+        if not is_number(self.lr_gamma) or not 0 < self.lr_gamma <= 1:
             raise ValueError(f"lr_gamma must be in (0, 1], got {self.lr_gamma!r}")
-        if not _is_number(self.warmup_start_factor) or not 0 <= self.warmup_start_factor <= 1:
+        if not is_number(self.warmup_start_factor) or not 0 <= self.warmup_start_factor <= 1:
             raise ValueError(f"warmup_start_factor must be in [0, 1], got {self.warmup_start_factor!r}")
         if self.mixup_off_epoch and self.mixup_off_epoch <= self.mixup_warmup_epochs:
             raise ValueError(
@@ -253,7 +253,3 @@ class MixupArguments(TrainingArguments):
         if epoch < self.mixup_warmup_epochs:
             return False
         return not (self.mixup_off_epoch and epoch >= self.mixup_off_epoch)
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -169,7 +169,7 @@ class MixDraw:
         return MixDraw(move(self.lam), move(self.index), move(self.use_cutmix), move(self.boxes), self.batch_wide)
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -193,10 +193,10 @@ def check_mixing_settings(
         ValueError: naming the setting, the value given and what it must be.
     """
     for name, value in (("mixup_alpha", mixup_alpha), ("cutmix_alpha", cutmix_alpha)):
-        if not _is_number(value) or math.isnan(value) or math.isinf(value) or value < 0:
+        if not is_number(value) or math.isnan(value) or math.isinf(value) or value < 0:
             raise ValueError(f"{name} must be a finite number >= 0 (0 turns it off), got {value!r}")
     for name, value in (("mixup_prob", mixup_prob), ("mixup_switch_prob", mixup_switch_prob)):
-        if not _is_number(value) or not 0.0 <= value <= 1.0:
+        if not is_number(value) or not 0.0 <= value <= 1.0:
             raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     if mixup_mode not in MIXUP_MODES:
         raise ValueError(f"mixup_mode must be one of {', '.join(MIXUP_MODES)}; got {mixup_mode!r}")
@@ -212,7 +212,7 @@ def check_mixing_settings(
     if cutmix_minmax is None:
         return None
     minmax = tuple(cutmix_minmax) if isinstance(cutmix_minmax, (list, tuple)) else (cutmix_minmax,)
-    if len(minmax) != 2 or not all(_is_number(v) for v in minmax) or not 0.0 < minmax[0] <= minmax[1] <= 1.0:
+    if len(minmax) != 2 or not all(is_number(v) for v in minmax) or not 0.0 < minmax[0] <= minmax[1] <= 1.0:
         raise ValueError(
             f"cutmix_minmax must be two box side ratios (min, max) with 0 < min <= max <= 1, got {cutmix_minmax!r}"
         )
