@@ -2,11 +2,14 @@
 """Print (and optionally write) an ERM vs mixup table from training runs of scripts/train.py.
 
     python scripts/compare.py --erm runs/digits-erm-seed* --mixup runs/digits-mixup-seed* --output table.md
+    python scripts/compare.py --erm runs/digits-erm-seed* --mixup runs/digits-mixup-seed* --reliability rel.png
 
 Each method's figures are the mean and standard deviation over its runs (one run per seed) of the
 final test error, negative log-likelihood and expected calibration error (`all_results.json`), and of
 the best test error over the per-epoch evaluations (`trainer_state.json`, when the run evaluated
-every epoch on the test split).
+every epoch on the test split). `--reliability` draws the reliability diagrams of the two methods (accuracy
+against confidence, every run's test predictions pooled, ECE in the legend) from each run's
+`test_calibration.json`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 
 
 def read_results(run_dir: str) -> dict:
@@ -66,6 +70,7 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--erm", nargs="+", required=True, help="output_dir of each ERM run")
     parser.add_argument("--mixup", nargs="+", required=True, help="output_dir of each mixup run")
     parser.add_argument("--output", help="also write the table (markdown) to this file")
+    parser.add_argument("--reliability", help="draw the reliability diagrams of ERM and mixup to this PNG")
     args = parser.parse_args(argv)
     text = table({"ERM": sorted(args.erm), "mixup": sorted(args.mixup)})
     text += (
@@ -77,8 +82,17 @@ def main(argv: list[str] | None = None) -> str:
         os.makedirs(os.path.dirname(args.output) or ".", exist_ok=True)
         with open(args.output, "w") as f:
             f.write(text)
+    if args.reliability:
+        from hf_mixup.hub.plots import plot_run_reliability
+
+        plot_run_reliability({"ERM": args.erm, "mixup": args.mixup}, args.reliability,
+                             title="Reliability on the test split")
+        print(f"reliability diagrams: {args.reliability}")
     return text
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except ValueError as error:  # a folder that is not a finished run, or lacks what was asked for
+        sys.exit(f"compare.py: error: {error}")

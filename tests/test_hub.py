@@ -86,6 +86,9 @@ def test_publish_pairs_then_load_them_with_plain_transformers(runs, tmp_path, mo
         assert results["accuracy"] == pytest.approx(run.metrics["accuracy"], abs=1e-6)
         assert {"error", "nll", "ece"} <= set(results)
         assert ("curves.png" in os.listdir(snapshot)) == (modality != "audio")
+        # Every pair here is single-label: the reliability diagrams of both runs, in the card.
+        assert "reliability.png" in os.listdir(snapshot) and "test_calibration.json" in os.listdir(snapshot)
+        assert "## Calibration" in card.text and "](reliability.png)" in card.text
         assert not any(name.startswith("checkpoint") or name == "training_args.bin" for name in os.listdir(snapshot))
 
     # Download through the real from_pretrained, offline, in a fresh process.

@@ -110,6 +110,29 @@ def test_ece_bins_are_open_on_the_left_closed_on_the_right():
     assert ece.compute(references=references, prediction_scores=scores)["ece"] == pytest.approx((0.75 + 0.125) / 2)
 
 
+def test_calibration_bins_hand_counted_and_they_give_the_ece(tmp_path):
+    """With 4 bins: 0.75 (wrong) in (0.5, 0.75], 0.875 (right) and 0.9 (wrong) in (0.75, 1]; a padding label
+    (-100) is left out. The bins of two runs add up, and the reliability diagram is drawn from them."""
+    from hf_mixup.hub.plots import plot_reliability, pool_bins
+    from hf_mixup.metrics import calibration_of
+    from hf_mixup.metrics.functional import ece_of_bins
+
+    scores = np.array([[0.75, 0.25], [0.875, 0.125], [0.1, 0.9], [0.6, 0.4]])
+    bins = calibration_of(EvalPrediction(np.log(scores), np.array([1, 0, 0, -100])), n_bins=4)
+    assert bins["n_bins"] == 4 and bins["count"] == [0, 0, 1, 2]
+    assert bins["confidence_sum"] == pytest.approx([0, 0, 0.75, 1.775])
+    assert bins["correct_sum"] == [0, 0, 0, 1]
+    assert ece_of_bins(bins) == pytest.approx((0.75 + 0.775) / 3)
+    ece = metrics.load("ece", n_bins=4, keep_in_memory=True)
+    assert ece.compute(references=[1, 0, 0], prediction_scores=scores[:3].tolist())["ece"] == pytest.approx(ece_of_bins(bins))
+    pooled = pool_bins([bins, bins])
+    assert pooled["count"] == [0, 0, 2, 4] and ece_of_bins(pooled) == pytest.approx(ece_of_bins(bins))
+    with pytest.raises(ValueError, match="different numbers of bins"):
+        pool_bins([bins, {**bins, "n_bins": 5}])
+    path = plot_reliability({"ERM": [bins], "mixup": [bins, bins]}, str(tmp_path / "reliability.png"))
+    assert Path(path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 # Six examples over seven classes; the true class is ranked 1, 3, 5, 7, 6, 2 by its score.
 TOPK_SCORES = np.array(
     [

@@ -183,3 +183,27 @@ def test_gan_sweep_runner(tmp_path):
     run("reproduce_gan.py", *common, "--iterations", "8", "--extra", extra.replace("16", "8"))
     assert [e["iteration"] for e in json.loads((folder / "metrics.json").read_text())["snapshots"]] == [2, 4, 6, 8]
     assert json.loads((folder / "gan_config.json").read_text())["hidden_size"] == 8
+
+
+def test_compare_draws_the_reliability_diagrams_of_both_methods(tmp_path):
+    """`scripts/compare.py --reliability`: the table and the diagrams from each run's files; a run evaluated before
+    the bins were recorded is named, with what to do."""
+    from hf_mixup.hub.plots import CALIBRATION_FILE
+
+    bins = {"n_bins": 2, "count": [1, 3], "confidence_sum": [0.5, 2.7], "correct_sum": [0, 3]}
+    dirs = {}
+    for method, accuracy in (("erm", 0.75), ("mixup", 0.8)):
+        for seed in (1, 2):
+            folder = tmp_path / f"{method}-seed{seed}"
+            folder.mkdir()
+            (folder / "all_results.json").write_text(json.dumps(
+                {"test_error": 1 - accuracy, "test_accuracy": accuracy, "test_nll": 0.5, "test_ece": 0.1}))
+            (folder / CALIBRATION_FILE).write_text(json.dumps(bins))
+            dirs.setdefault(method, []).append(str(folder))
+    png = tmp_path / "reliability.png"
+    out = run("compare.py", "--erm", *dirs["erm"], "--mixup", *dirs["mixup"], "--reliability", str(png))
+    assert "| ERM | 2 | 25.00 ± 0.00 |" in out and png.read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "mixup-seed2" / CALIBRATION_FILE).unlink()
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare.py"), "--erm", *dirs["erm"], "--mixup",
+                           *dirs["mixup"], "--reliability", str(png)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.startswith(f"compare.py: error: {tmp_path / 'mixup-seed2'} has no")

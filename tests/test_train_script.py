@@ -46,6 +46,14 @@ def test_main_writes_checkpoint_metrics_and_card(tmp_path):
     assert by_type["accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-6)
     assert by_type["ece"] == pytest.approx(results["test_ece"], abs=1e-6)
 
+    # The reliability diagram's bins of the same final evaluation: they give its accuracy and its ECE.
+    from hf_mixup.metrics.functional import ece_of_bins
+
+    bins = json.loads((out / "test_calibration.json").read_text())
+    assert bins["n_bins"] == 15 and sum(bins["count"]) == 128
+    assert sum(bins["correct_sum"]) / 128 == pytest.approx(results["test_accuracy"], abs=1e-12)
+    assert ece_of_bins(bins) == pytest.approx(results["test_ece"], abs=1e-12)
+
     config = json.loads((out / "config.json").read_text())
     assert config.get("problem_type") is None
     classifier = pipeline("image-classification", model=str(out))

@@ -28,6 +28,7 @@ RUN_OUTPUTS = (
     "README.md", RUN_SETTINGS_NAME, "hf_mixup_card.json", "*_results.json", "trainer_state.json", "training_args.bin",
     "config.json", "*.safetensors", "*.safetensors.index.json", "preprocessor_config.json", "processor_config.json",
     "feature_extractor_config.json", "tokenizer*.json", "special_tokens_map.json", "vocab.*", "merges.txt", "curves.png",
+    "test_calibration.json", "reliability.png",
 )
 # Any of these without a run_settings.json: a run (of an older hf_mixup, or another tool) whose settings are unknown.
 USED_MARKERS = ("model.safetensors", "model.safetensors.index.json", "all_results.json", "hf_mixup_card.json")

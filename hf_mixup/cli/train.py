@@ -42,6 +42,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from ..arguments import MixupArguments
 from ..data import OFFLINE_DATASETS
+from ..hub.plots import CALIBRATION_FILE
 from ..trainer import MixupTrainer
 from .audio import AudioDataArguments, build_audio_trainer, select_classes
 from .common import DataArguments as CommonDataArguments
@@ -227,11 +228,31 @@ def run_training(trainer: MixupTrainer, training_args: MixupArguments) -> dict[s
 
 
 def run_evaluation(trainer: MixupTrainer, evaluation) -> dict[str, float]:
-    metrics = trainer.evaluate(evaluation, metric_key_prefix="test")
+    """The final evaluation, saved as ``test_results.json``; for a single-label classifier also the reliability
+    diagram's bins of the same predictions, ``test_calibration.json`` (`hf_mixup.metrics.calibration_of`; drawn
+    by `scripts/compare.py --reliability` and in the cards of a published ERM/mixup pair)."""
+    from ..metrics import calibration_of
+
+    calibration = {}
+    compute_metrics = trainer.compute_metrics
+    if trainer.problem_type == "single_label_classification" and compute_metrics is not None:
+        def metrics_and_bins(eval_pred):
+            calibration.update(calibration_of(eval_pred))
+            return compute_metrics(eval_pred)
+
+        trainer.compute_metrics = metrics_and_bins
+    try:
+        metrics = trainer.evaluate(evaluation, metric_key_prefix="test")
+    finally:
+        trainer.compute_metrics = compute_metrics
     if "test_accuracy" in metrics:
         metrics["test_error"] = 1.0 - metrics["test_accuracy"]
     trainer.log_metrics("test", metrics)
     trainer.save_metrics("test", metrics)
+    if calibration and trainer.is_world_process_zero():
+        with open(os.path.join(trainer.args.output_dir, CALIBRATION_FILE), "w") as f:
+            json.dump(calibration, f, indent=1)
+            f.write("\n")
     return metrics
 
 

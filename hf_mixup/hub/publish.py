@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .card import CARD_SETTINGS_FILE, build_card
+from .plots import CALIBRATION_FILE, RELIABILITY_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ CURVES_FILE = "curves.png"
 UPLOAD_PATTERNS = [
     "README.md", "config.json", "*.safetensors", "*.safetensors.index.json", "preprocessor_config.json",
     "processor_config.json", "feature_extractor_config.json", "all_results.json", "test_results.json",
-    "train_results.json", "trainer_state.json", CARD_SETTINGS_FILE, CURVES_FILE,
+    "train_results.json", "trainer_state.json", CARD_SETTINGS_FILE, CURVES_FILE, CALIBRATION_FILE, RELIABILITY_FILE,
 ]
 
 
@@ -120,7 +121,7 @@ def repo_name(run: Run, namespace: str, model: str | None = None, dataset: str |
 
 
 def render_card(run: Run, repo_id: str, sibling: Run | None = None, sibling_repo: str | None = None,
-                curves: str | None = None):
+                curves: str | None = None, reliability: str | None = None):
     """The published card of ``run`` (as ``repo_id``), comparing it with its sibling run."""
     settings = run.settings
     return build_card(
@@ -138,6 +139,7 @@ def render_card(run: Run, repo_id: str, sibling: Run | None = None, sibling_repo
         regression=run.config.get("problem_type") == "regression" and run.modality == "tabular",
         sibling=None if sibling is None else {"repo_id": sibling_repo, "method": sibling.method, "metrics": sibling.metrics},
         curves=curves,
+        reliability=reliability,
         run_settings=settings.get("run_settings"),
     )
 
@@ -233,9 +235,20 @@ def prepare_pair(erm_dir: str, mixup_dir: str, namespace: str, model: str | None
             curves = CURVES_FILE
         except ValueError as error:  # no per-epoch evaluation, or no matplotlib
             logger.warning("no training-curve plot in the cards: %s", error)
+    reliability = None
+    if plot and all(os.path.isfile(os.path.join(run.path, CALIBRATION_FILE)) for run in (erm, mixup)):
+        from .plots import plot_run_reliability
+
+        try:
+            for run in (erm, mixup):
+                plot_run_reliability({"ERM": [erm.path], "mixup": [mixup.path]}, os.path.join(run.path, RELIABILITY_FILE))
+            reliability = RELIABILITY_FILE
+        except ValueError as error:  # no matplotlib
+            logger.warning("no reliability diagram in the cards: %s", error)
     pairs = []
     for run, other in ((erm, mixup), (mixup, erm)):
-        card = render_card(run, repos[run.method], sibling=other, sibling_repo=repos[other.method], curves=curves)
+        card = render_card(run, repos[run.method], sibling=other, sibling_repo=repos[other.method], curves=curves,
+                           reliability=reliability)
         card.save(os.path.join(run.path, "README.md"))
         pairs.append((run, repos[run.method]))
     return pairs

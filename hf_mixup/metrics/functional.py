@@ -183,10 +183,10 @@ def nll(log_probs: torch.Tensor, labels: torch.Tensor) -> float:
     return float(F.nll_loss(log_probs, labels.long()))
 
 
-def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_N_BINS) -> float:
-    """ECE: ``sum_b |B_b| / N * |acc(B_b) - conf(B_b)|`` over equal-width bins of top-1 confidence.
-
-    Bin b holds confidences in ``(b / n_bins, (b + 1) / n_bins]`` (Guo et al. 2017 use 15 bins)."""
+def calibration_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_N_BINS) -> dict[str, list]:
+    """The reliability diagram's data: equal-width bins of top-1 confidence, bin b holding confidences in
+    ``(b / n_bins, (b + 1) / n_bins]``, with each bin's ``count``, ``confidence_sum`` and ``correct_sum``
+    (sums, so the bins of several runs add up). `expected_calibration_error` is computed from them."""
     if n_bins < 1:
         raise ValueError(f"n_bins must be a positive integer, got {n_bins}")
     probs = probs.to(torch.float64)
@@ -194,9 +194,26 @@ def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins
     correct = (predicted == labels.long()).to(torch.float64)
     # A confidence of exactly 0 cannot occur (the top-1 probability is at least 1 / C).
     bins = torch.clamp(torch.ceil(confidence * n_bins).long() - 1, 0, n_bins - 1)
-    conf_sum = torch.bincount(bins, weights=confidence, minlength=n_bins)
-    acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
-    return float((conf_sum - acc_sum).abs().sum() / max(len(labels), 1))
+    return {
+        "n_bins": n_bins,
+        "count": torch.bincount(bins, minlength=n_bins).tolist(),
+        "confidence_sum": torch.bincount(bins, weights=confidence, minlength=n_bins).tolist(),
+        "correct_sum": torch.bincount(bins, weights=correct, minlength=n_bins).tolist(),
+    }
+
+
+def ece_of_bins(bins: dict[str, list]) -> float:
+    """ECE from `calibration_bins`: ``sum_b |correct_b - confidence_b| / N``."""
+    total = sum(bins["count"])
+    gaps = (abs(c - a) for c, a in zip(bins["confidence_sum"], bins["correct_sum"]))
+    return float(sum(gaps) / max(total, 1))
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_N_BINS) -> float:
+    """ECE: ``sum_b |B_b| / N * |acc(B_b) - conf(B_b)|`` over equal-width bins of top-1 confidence.
+
+    Bin b holds confidences in ``(b / n_bins, (b + 1) / n_bins]`` (Guo et al. 2017 use 15 bins)."""
+    return ece_of_bins(calibration_bins(probs, labels, n_bins))
 
 
 def regression_scores(predictions: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
