@@ -10,25 +10,26 @@ mixed before the network, Adam lr 3e-3 divided by 10 at 1/3 and 2/3 of training,
 first 1/6 of the epochs, the 30 words) with the schedule shortened to --epochs and batches of
 --batch_size, on a synthetic set (espeak-ng voices; built once with --train_speakers etc. if missing).
 The final model of every run is scored on the validation and the test split (speaker-disjoint).
-Writes results/speech_<model>_erm_vs_mixup.{md,json} for each model (--output). Each finished run is
-recorded in <runs_dir>/grid.json; running the command again skips the runs already there.
+Writes results/speech_<model>_erm_vs_mixup.{md,json} for each model (--output): validation and test error
+as mean ± standard deviation over seeds, next to the paper's Figure 4 (both errors, ERM and both alphas,
+with its setting) and its findings. Each finished run is recorded in <runs_dir>/grid.json; running the
+command again skips the runs already there; `--render_only` writes the .md again from the .json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 from pathlib import Path
 
 import torch
 
-from hf_mixup.experiments import command_line, file_digest, run_grid, write_results
+from hf_mixup import paper
+from hf_mixup.experiments import file_digest, render_results, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# The paper's test errors (%) on Google commands (Zhang et al., 2018, Section 3.3): ERM, and its best mixup.
-PAPER = {"lenet": (10.3, 10.8), "vgg11": (4.6, 3.4)}
 
 
 def error_on(run_dir: str, split) -> float:
@@ -50,6 +51,71 @@ def error_on(run_dir: str, split) -> float:
     return 100.0 * wrong / len(split)
 
 
+def method_name(alpha: float) -> str:
+    return "ERM" if alpha == 0 else f"mixup alpha {alpha:g}"
+
+
+def summarise(values: list[float]) -> str:
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def render(record: dict) -> str:
+    """results/speech_<model>_erm_vs_mixup.md from what its .json records: our errors with the paper's Figure 4
+    beside them (validation and test, ERM and each alpha), Figure 4 in full with its setting, and the paper's
+    findings checked on our means."""
+    results = record["results"]
+    seeds = len(next(iter(next(iter(results.values())).values()))["test"])
+    sizes = ", ".join(f"{split} {rows}" for split, rows in record["split_sizes"].items())
+    names = " and ".join(paper.FIGURE4_MODELS[model] for model in results)
+    warmup = record["mixup_warmup_epochs"]
+    milestones = " and ".join(str(epoch) for epoch in record["lr_milestones"])
+    theirs = {(model, method_name(alpha)): errors for (model, alpha), errors in paper.FIGURE4.items()}
+    rows = []
+    for model, methods in results.items():
+        for method, scores in methods.items():
+            quoted = [f"{e:.1f}" for e in theirs[(model, method)]] if (model, method) in theirs else ["–", "–"]
+            rows.append(f"| {model} | {method} | {summarise(scores['validation'])} | {summarise(scores['test'])} "
+                        f"| {' | '.join(quoted)} |")
+    figure4 = [f"| {paper.FIGURE4_MODELS[model]} | {method_name(alpha)} | {validation:.1f} | {test:.1f} |"
+               for (model, alpha), (validation, test) in paper.FIGURE4.items()]
+    lines = [
+        f"# ERM vs mixup with {names} on the synthetic keyword set (30 words; {sizes} clips), {seeds} seeds",
+        "",
+        f"`{record['command']}` ({record['seconds'] / 60:.0f} min of runs on this machine). Final model of each run; "
+        "error in %, mean ± standard deviation over seeds. Ours: the synthetic keyword set (the 30 words of Google "
+        "Speech Commands spoken by espeak-ng voices, no speaker in two splits), the same 160 x 101 normalised "
+        f"spectrograms mixed before the network, {record['epochs']} epochs of batches of {record['batch_size']}, "
+        f"Adam lr {record['learning_rate']:g} divided by 10 at epochs {milestones}, "
+        f"mixup after {warmup} ERM epoch{'' if warmup == 1 else 's'}. The paper's columns are its Figure 4, another "
+        "experiment (below).",
+        "",
+        "| model | method | validation error | test error | paper, validation error | paper, test error |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+        f"The paper's Figure 4, another experiment: {paper.FIGURE4_SETTING}; error in %:",
+        "",
+        "| the paper's model | method | validation error | test error |",
+        "|---|---|---|---|",
+        *figure4,
+        "",
+    ]
+    ours = {}
+    for model, methods in results.items():
+        for their_model, alpha in paper.FIGURE4:
+            if their_model == model and method_name(alpha) in methods:
+                scores = methods[method_name(alpha)]
+                ours[(model, alpha)] = (statistics.mean(scores["validation"]), statistics.mean(scores["test"]))
+    findings = [finding for finding in paper.compare(paper.speech_checks, paper.FIGURE4, ours) if finding.items]
+    if findings:
+        basis = f"its Figure 4 and ours on the mean over seeds, per model and alpha, for {names}"
+        if len(results) == 1:
+            basis += ("; its finding that mixup helps VGG-11 more than LeNet is checked where one results file holds "
+                      "both models, `--output` without `{model}`")
+        lines += paper.findings_section(findings, basis)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/speech_commands_small")
@@ -65,7 +131,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--output", default="results/speech_{model}_erm_vs_mixup",
                         help="results file, without extension: {model} becomes each model's name (one file per "
                              "model); without {model}, one file for all the models")
+    parser.add_argument("--render_only", action="store_true",
+                        help="write each results .md again from its .json, running nothing")
     args = parser.parse_args(argv)
+    outputs = ([args.output.replace("{model}", model) for model in args.models] if "{model}" in args.output
+               else [args.output])
+    if args.render_only:
+        for output in outputs:
+            render_results(output, render)
+        return {model: scores for output in outputs
+                for model, scores in json.loads(Path(f"{output}.json").read_text())["results"].items()}
     if args.seeds < 2:
         raise ValueError("--seeds must be at least 2 to report a spread")
     if args.epochs < 3:
@@ -83,7 +158,7 @@ def main(argv: list[str] | None = None) -> dict:
     data = select_keyword_classes(load_any_dataset(args.data), "words")
     milestones = [str(round(args.epochs / 3)), str(round(2 * args.epochs / 3))]
     warmup = str(max(1, round(args.epochs / 6)))
-    methods = {"ERM" if alpha == 0 else f"mixup alpha {alpha:g}": alpha for alpha in args.alphas}
+    methods = {method_name(alpha): alpha for alpha in args.alphas}
 
     def run_cell(cell: str, seed: int) -> dict[str, float]:
         model, method = cell.split("/")
@@ -118,41 +193,17 @@ def main(argv: list[str] | None = None) -> dict:
             for method in methods
         }
 
-    def cell(values: list[float]) -> str:
-        return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
-
-    def rows_of(model: str) -> list[str]:
-        rows = []
-        for method, scores in results[model].items():
-            paper = PAPER[model][0 if method == "ERM" else 1]
-            paper_cell = f"{paper}" if method == "ERM" else f"{paper} (its best mixup)"
-            rows.append(f"| {model} | {method} | {cell(scores['validation'])} | {cell(scores['test'])} | {paper_cell} |")
-        return rows
-
-    command = command_line(argv, __file__)
-    sizes = ", ".join(f"{k} {v.num_rows}" for k, v in data.items())
-
     def report(models: list[str], output: str) -> None:
-        minutes = sum(seconds[m] for m in models) / 60
-        text = "\n".join([
-            f"# ERM vs mixup on the synthetic keyword set (30 words; {sizes} clips), {args.seeds} seeds",
-            "",
-            f"`{command}` ({minutes:.0f} min of runs on this machine). Final model of each run; error in %, mean ± "
-            f"standard deviation over seeds. Schedule: {args.epochs} epochs, batches of {args.batch_size}, Adam lr {args.learning_rate:g} "
-            f"/ 10 at epochs {' and '.join(milestones)}, ERM for the first {warmup} epoch(s); the paper: 30 epochs, "
-            "batches of 100, / 10 every 10 epochs, 5 ERM epochs, on the real Google Speech Commands.",
-            "",
-            "| model | method | validation error | test error | paper, test error |",
-            "|---|---|---|---|---|",
-            *[row for model in models for row in rows_of(model)],
-            "",
-        ])
-        write_results(output, text, {"results": {m: results[m] for m in models}, "epochs": args.epochs},
-                      argv=argv, script=__file__)
+        write_results(output, None, {
+            "results": {m: results[m] for m in models}, "epochs": args.epochs, "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate, "lr_milestones": [int(m) for m in milestones],
+            "mixup_warmup_epochs": int(warmup), "split_sizes": {k: v.num_rows for k, v in data.items()},
+            "seconds": sum(seconds[m] for m in models),
+        }, argv=argv, script=__file__, render=render)
 
     if "{model}" in args.output:
-        for model in args.models:
-            report([model], args.output.replace("{model}", model))
+        for model, output in zip(args.models, outputs):
+            report([model], output)
     else:
         report(list(args.models), args.output)
     return results

@@ -148,6 +148,8 @@ PAGES = {
     "gan_figure5": ("reproduce_gan.py", "render_figure5"),
     "gan_sweep": ("reproduce_gan.py", "render_sweep"),
     "between_examples_fashion_mnist": ("analyze.py", "render"),
+    "speech_lenet_erm_vs_mixup": ("reproduce_speech.py", "render"),
+    "speech_vgg11_erm_vs_mixup": ("reproduce_speech.py", "render"),
 }
 
 
@@ -162,6 +164,24 @@ def test_each_results_page_is_its_json_rendered(page):
     render = runpy.run_path(str(ROOT / "scripts" / script), run_name=f"render_{page}")[function]
     record = json.loads((ROOT / "results" / f"{page}.json").read_text())
     assert render(record) == (ROOT / "results" / f"{page}.md").read_text()
+
+
+def test_a_speech_page_of_both_models_checks_the_finding_that_compares_them():
+    """One results file for LeNet and VGG-11 (`--output` without {model}): the paper's columns beside each model's
+    rows, and the finding about the larger model, which a page of one model leaves out."""
+    import json
+    import runpy
+
+    render = runpy.run_path(str(ROOT / "scripts" / "reproduce_speech.py"), run_name="render_speech")["render"]
+    record = json.loads((ROOT / "results" / "speech_lenet_erm_vs_mixup.json").read_text())
+    record["results"].update(json.loads((ROOT / "results" / "speech_vgg11_erm_vs_mixup.json").read_text())["results"])
+    page = render(record)
+    assert "| vgg11 | mixup alpha 0.2 | 48.0 ± 4.7 | 55.4 ± 4.0 | 3.9 | 3.4 |" in page
+    assert "| lenet | mixup alpha 0.1 | 47.6 ± 5.4 | 57.4 ± 3.3 | 10.1 | 10.8 |" in page
+    assert ("- mixup helps most with VGG-11, the larger model: its better alpha lowers ERM's test error by more than "
+            "LeNet's: differs (it holds in the paper, not in ours)") in page.splitlines()
+    single = (ROOT / "results" / "speech_vgg11_erm_vs_mixup.md").read_text()
+    assert "- mixup helps most" not in single and "one results file holds both models" in single
 
 
 def test_every_reproduction_page_quotes_the_paper_with_its_setting_and_the_findings():

@@ -95,3 +95,39 @@ def test_train_on_a_local_audio_folder(synthetic_keywords, tmp_path):
     assert "test_accuracy" in metrics
     config = json.loads((out / "config.json").read_text())
     assert config["architecture"] == "lenet" and set(config["id2label"].values()) <= set(names)
+
+
+def test_speech_reproduction_runner(synthetic_keywords, tmp_path):
+    """scripts/reproduce_speech.py on the small synthetic set: the json records every run's errors and each setting
+    its page prints, the page is what `render` makes of the json alone (so --render_only writes it again unchanged),
+    with the paper's Figure 4 beside our rows, and a second start reuses every run."""
+    import runpy
+
+    from conftest import ROOT
+
+    script = runpy.run_path(str(ROOT / "scripts" / "reproduce_speech.py"), run_name="speech_runner")
+    runs, output = tmp_path / "runs", tmp_path / "speech_{model}"
+    argv = ["--data", synthetic_keywords, "--models", "lenet", "--alphas", "0", "0.1", "--seeds", "2",
+            "--epochs", "3", "--batch_size", "16", "--runs_dir", str(runs), "--output", str(output)]
+    results = script["main"](argv)
+    record = json.loads((tmp_path / "speech_lenet.json").read_text())
+    page = (tmp_path / "speech_lenet.md").read_text()
+    grid = json.loads((runs / "grid.json").read_text())["cells"]
+    for method in ("ERM", "mixup alpha 0.1"):
+        for split in ("validation", "test"):
+            recorded = [grid[f"lenet/{method}/seed{seed}"]["result"][split] for seed in (1, 2)]
+            assert record["results"]["lenet"][method][split] == results["lenet"][method][split] == recorded
+    assert record["epochs"] == 3 and record["batch_size"] == 16 and record["learning_rate"] == 3e-3
+    assert record["lr_milestones"] == [1, 2] and record["mixup_warmup_epochs"] == 1 and record["seconds"] > 0
+    assert list(record["split_sizes"]) == ["train", "validation", "test"]
+    assert page == script["render"](record)
+    ours = {line.split(" | ")[1]: line for line in page.splitlines() if line.startswith("| lenet | ")}
+    assert list(ours) == ["ERM", "mixup alpha 0.1"]
+    assert ours["ERM"].endswith("| 9.8 | 10.3 |") and ours["mixup alpha 0.1"].endswith("| 10.1 | 10.8 |")
+    assert "| VGG-11 | mixup alpha 0.2 | 3.9 | 3.4 |" in page and "another experiment:" in page
+    assert "- mixup has a lower test error than ERM: " in page
+    (tmp_path / "speech_lenet.md").write_text("stale")
+    script["main"]([*argv, "--render_only"])
+    assert (tmp_path / "speech_lenet.md").read_text() == page
+    again = script["main"](argv)  # every run is in grid.json: nothing trains, the same figures
+    assert again == results
