@@ -9,6 +9,7 @@ each mixes and hands back one draw and its `~hf_mixup.losses.Targets`, and one l
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -36,6 +37,10 @@ from .neighbours import PARTNER_PREFIX, PartnerDataset, knn_partner_dataset
 from .schedules import trainer_step_schedule
 from .sites import DatasetPartners, Mixed, Premixed, Site, holds_token_ids, site_for, unmixed
 from .speed import skip_gc_in_free_memory
+
+# The input a `batch_transform` augments, and the stream of `derive_seed` that seeds it (the mixer's is the rank).
+INPUT_KEY = "pixel_values"
+BATCH_TRANSFORM_STREAM = 1
 
 logger = logging.get_logger(__name__)
 
@@ -95,6 +100,10 @@ class MixupTrainer(Trainer):
             cost grows with everything the process holds: worth it for many short `train()` calls on a
             small model (results/bench_tabular.md: 500 -> 611 steps/s on 10 epochs of the UCI MLP). Off by
             default; ignored on other devices and with DeepSpeed.
+        batch_transform: a callable on the training batch's ``pixel_values``, on the device, before mixing
+            (e.g. [`~hf_mixup.data.in_memory.CifarCrop`] with an `InMemoryImages` dataset, the fast path); its
+            generator state (``state_dict`` / ``load_state_dict``) is kept in checkpoints with the mixer's, and
+            one with ``seed=None`` is seeded from ``args.seed`` and the process rank. Evaluation never sees it.
         Every other argument is the [`~transformers.Trainer`]'s.
     """
 
@@ -111,6 +120,7 @@ class MixupTrainer(Trainer):
         *trainer_args,
         mixer: Mixer | None = None,
         skip_gc_at_train_start: bool = False,
+        batch_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         **kwargs,
     ):
         if args is None:
@@ -138,6 +148,9 @@ class MixupTrainer(Trainer):
         self._mixup_collator = adopt_collator(self.data_collator, args, num_labels=self.num_labels,
                                               problem_type=self.problem_type, label_key=self.label_key)
         self.mixer = mixer if mixer is not None else Mixer.from_settings(args, seed=self.mixer_seed)
+        self.batch_transform = batch_transform
+        if batch_transform is not None and getattr(batch_transform, "seed", 0) is None:
+            batch_transform.reseed(derive_seed(args.seed, args.process_index, BATCH_TRANSFORM_STREAM))
         check_settings_for_model(args, self.problem_type)
         if args.mixup_partner == "knn" and self.train_dataset is not None:
             self.train_dataset = knn_partner_dataset(self, self.train_dataset)
@@ -243,6 +256,8 @@ class MixupTrainer(Trainer):
                 f"MixupTrainer computes the loss from {self.label_key!r}, which is missing from the batch "
                 f"(keys {sorted(inputs)}); the dataset needs a label column"
             )
+        if training and self.batch_transform is not None:
+            inputs[INPUT_KEY] = self.batch_transform(inputs[INPUT_KEY])
         mixed = self._mix(model, inputs, labels, partner, premixed_lam)
         if training and mixed.targets.lam is not None:
             self._record_lambda(mixed.targets.lam)
@@ -366,6 +381,8 @@ class MixupTrainer(Trainer):
         generator and, with a `DataCollatorForMixup`, the collator's generator as it was before the
         first batch that training has not consumed yet."""
         state = {"mixer": self.mixer.state_dict()}
+        if hasattr(self.batch_transform, "state_dict"):
+            state["batch_transform"] = self.batch_transform.state_dict()
         if self._mixup_collator is not None:
             state["collator"] = self._mixup_collator.state_dict(next_draw=self._collator_next_draw)
         save_mixing_state(directory, state, self.args.world_size, self.args.process_index)
@@ -377,6 +394,8 @@ class MixupTrainer(Trainer):
         if state is None:
             return False
         self.mixer.load_state_dict(state["mixer"])
+        if hasattr(self.batch_transform, "load_state_dict") and "batch_transform" in state:
+            self.batch_transform.load_state_dict(state["batch_transform"])
         if self._mixup_collator is not None and "collator" in state:
             self._mixup_collator.load_state_dict(state["collator"])
         return True

@@ -25,6 +25,14 @@ class ImageDataArguments:
             "choices": list(AUGMENTATIONS),
         },
     )
+    in_memory: bool = field(
+        default=False,
+        metadata={
+            "help": "Hold every image as one uint8 tensor (on the GPU when there is one) and serve whole batches by "
+            "index, with --augmentation cifar run on the batch on the device: for sets that fit in memory (28x28, "
+            "32x32) and are already the model's size. Off by default."
+        },
+    )
 
 
 @dataclass
@@ -144,6 +152,32 @@ def attach_transforms(dataset, transform, image_col: str, label_col: str, mode: 
     return dataset
 
 
+def in_memory_splits(data_args, training_args, train, evaluation, image_col, label_col, mode, timm_cfg, processor,
+                     size) -> tuple[Any, Any, dict[str, Any]]:
+    """``--in_memory``: both splits as `InMemoryImages` (normalised with the checkpoint's mean and std) on the
+    training device, and the trainer's options: the batch collator and, with ``--augmentation cifar``, the crop
+    and flip on the device (`CifarCrop`, its generator seeded from ``--seed`` and kept in checkpoints)."""
+    from ..data.in_memory import CifarCrop, InMemoryImages, collate_batches
+
+    if data_args.augmentation == "imagenet":
+        raise UsageError("--in_memory runs --augmentation cifar (or none) on the device; the imagenet augmentation "
+                         "(random resized crops) needs the set_transform path: drop --in_memory")
+    if getattr(data_args, "label_noise", None) is not None:
+        raise UsageError("--label_noise reports the memorisation of the training images through the set_transform "
+                         "path: drop --in_memory")
+    mean, std = (timm_cfg["mean"], timm_cfg["std"]) if timm_cfg else (processor.image_mean, processor.image_std)
+    device = training_args.device if training_args.device.type != "mps" else "cpu"
+    try:
+        train, evaluation = (InMemoryImages.from_dataset(split, image_col, label_col, mean=mean, std=std, mode=mode,
+                                                         size=size, device=device) for split in (train, evaluation))
+    except ValueError as error:
+        raise UsageError(f"--in_memory: {error}") from error
+    options: dict[str, Any] = {"data_collator": collate_batches}
+    if data_args.augmentation == "cifar":
+        options["batch_transform"] = CifarCrop(mean, std)  # seeded by the trainer, from --seed and the rank
+    return train, evaluation, options
+
+
 def build_image_trainer(model_args, data_args, training_args, train, evaluation, image_col, label_col, labels) -> MixupTrainer:
     model = build_model(model_args, labels, crop_pct=EVAL_CROP_PCT[data_args.augmentation])
     train_tf, eval_tf = image_transforms(model, data_args.augmentation)
@@ -153,12 +187,17 @@ def build_image_trainer(model_args, data_args, training_args, train, evaluation,
     # With --label_noise, the training images as evaluation sees them (no augmentation), for the errors
     # on real and on corrupted labels; a view of the same rows (made before `train` gets its transform).
     memorisation = train.with_format(None) if getattr(data_args, "label_noise", None) is not None else None
-    attach_transforms(train, train_tf, image_col, label_col, mode)
-    attach_transforms(evaluation, eval_tf, image_col, label_col, mode)
     # A transformers image model's processor is saved with every checkpoint (timm's preprocessing is in its config).
-    processor = None if hasattr(model.config, "pretrained_cfg") else image_processor_of(model)
+    processor = None if timm_cfg else image_processor_of(model)
+    if data_args.in_memory:
+        train, evaluation, batch_options = in_memory_splits(
+            data_args, training_args, train, evaluation, image_col, label_col, mode, timm_cfg, processor, model_args.image_size)
+    else:
+        attach_transforms(train, train_tf, image_col, label_col, mode)
+        attach_transforms(evaluation, eval_tf, image_col, label_col, mode)
+        batch_options = {}
     trainer = MixupTrainer(model=model, args=training_args, train_dataset=train, eval_dataset=evaluation,
-                           processing_class=processor)
+                           processing_class=processor, **batch_options)
     if memorisation is not None:
         from ..robustness.labels import MemorisationCallback
 

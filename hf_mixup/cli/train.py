@@ -186,7 +186,8 @@ def build_trainer(model_args, data_args, training_args) -> tuple[MixupTrainer, A
     build = build_audio_trainer if audio else build_image_trainer
     trainer = build(model_args, data_args, training_args, train, evaluation, input_col, label_col, labels)
     trainer.check_inputs()
-    return trainer, evaluation, eval_split
+    # The evaluation split as the trainer holds it (with --in_memory, a tensor of its own).
+    return trainer, trainer.eval_dataset, eval_split
 
 
 def check_label_noise_flags(data_args) -> None:
