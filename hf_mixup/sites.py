@@ -163,7 +163,7 @@ class Site:
         """Draw partners within the batch and weights from ``mixer`` (class ids passed for ``same_class``
         partners), and hand back the batch prepared for a pass mixed here, with the draw's targets."""
         batch_size = labels.shape[0]
-        by_class = {"labels": labels} if mixer.partner == "same_class" else {}
+        by_class = {"labels": labels} if getattr(mixer, "partner", "random") == "same_class" else {}
         draw = mixer.draw(batch_size, self.spatial_size(inputs, mixer), **by_class)
         targets = Targets.of_partners(labels, draw.index, draw.lam, input_only)
         return Mixed(self.prepare(dict(inputs), draw), targets, self, draw)
