@@ -34,6 +34,15 @@ def numbers(row: list[str]) -> list[float]:
     return [float(cell) for cell in row if re.fullmatch(r"\d+(\.\d+)?", cell)]
 
 
+def test_figure3a_every_cifar_result_matches_the_text(text):
+    rows = rows_between(text, "Dataset\tModel\tERM\t", "(a) Test errors for the CIFAR")
+    printed, dataset = {}, None
+    for row in rows:
+        dataset = row[0] or dataset
+        printed[dataset, row[1]] = tuple(numbers(row[2:]))
+    assert printed == paper.FIGURE3A and len(printed) == 6
+
+
 def test_table2_every_row_matches_the_text(text):
     rows = rows_between(text, "Label corruption\tMethod", "Table 2:")[1:]  # the first row is the sub-header
     assert len(rows) == len(paper.TABLE2) == 12

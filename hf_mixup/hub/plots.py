@@ -122,7 +122,8 @@ def plot_reliability(groups: dict[str, list[dict[str, list]]], output: str, titl
         runs_note = f"{len(runs)} runs" if len(runs) > 1 else "1 run"
         ax.bar(centres[filled], accuracy[filled], width=1 / n_bins, color="tab:blue", edgecolor="black",
                linewidth=0.5, label=f"accuracy ({runs_note}, {int(count.sum())} predictions)")
-        ax.bar(centres[filled], (confidence - accuracy)[filled], bottom=accuracy[filled], width=1 / n_bins,
+        low, gap = np.minimum(accuracy, confidence), np.abs(confidence - accuracy)
+        ax.bar(centres[filled], gap[filled], bottom=low[filled], width=1 / n_bins,
                color="tab:red", alpha=0.3, hatch="//", edgecolor="tab:red", linewidth=0.5,
                label=f"gap to confidence: ECE {100 * ece_of_bins(bins):.2f}%")
         ax.plot([0, 1], [0, 1], "k--", linewidth=1)
