@@ -105,31 +105,16 @@ def run_loop_in_memory(data, model, batch: int, warmup: int) -> float:
     batch, then the official loop's mixup and bookkeeping."""
     from hf_mixup.data.in_memory import CifarCrop
 
-    net = model.timm_model
-    net.train()
     cfg = model.config.pretrained_cfg
     crop = CifarCrop(cfg["mean"], cfg["std"], seed=0)
-    criterion = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-    train_loss, correct, total = 0.0, 0, 0
-    timer = StepTimer()
     order = torch.randperm(len(data))
-    for start in range(0, len(data) - batch + 1, batch):
-        examples = data.__getitems__(order[start:start + batch])
-        inputs, targets = crop(examples["pixel_values"]), examples["labels"]
-        inputs, targets_a, targets_b, lam = mixup_data(inputs, targets, 1.0)
-        outputs = net(inputs)
-        loss = mixup_criterion(criterion, outputs, targets_a, targets_b, lam)
-        train_loss += loss.item()
-        _, predicted = torch.max(outputs.data, 1)
-        total += targets.size(0)
-        correct += (lam * predicted.eq(targets_a.data).cpu().sum().float()
-                    + (1 - lam) * predicted.eq(targets_b.data).cpu().sum().float()).item()
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        timer.tick()
-    return images_per_second(timer, batch, warmup)
+
+    def batches():
+        for start in range(0, len(data) - batch + 1, batch):
+            examples = data.__getitems__(order[start:start + batch])
+            yield crop(examples["pixel_values"]), examples["labels"]
+
+    return official_loop(model, batches(), batch, warmup)
 
 
 def run_in_memory_data_only(data, batch: int, warmup: int) -> float:
@@ -146,17 +131,22 @@ def run_in_memory_data_only(data, batch: int, warmup: int) -> float:
 
 
 def run_loop(data, model, batch: int, workers: int, warmup: int) -> float:
-    net = model.timm_model
-    net.train()
     loader = torch.utils.data.DataLoader(
         data, batch_size=batch, shuffle=True, num_workers=workers, drop_last=True,
         collate_fn=lambda rows: (torch.stack([r["pixel_values"] for r in rows]), torch.tensor([r["labels"] for r in rows])),
     )
+    return official_loop(model, loader, batch, warmup)
+
+
+def official_loop(model, batches, batch: int, warmup: int) -> float:
+    """The official mixup-cifar10 training loop over ``(inputs, targets)`` batches: images per second."""
+    net = model.timm_model
+    net.train()
     criterion = torch.nn.CrossEntropyLoss()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     train_loss, correct, total = 0.0, 0, 0
     timer = StepTimer()
-    for inputs, targets in loader:
+    for inputs, targets in batches:
         inputs, targets_a, targets_b, lam = mixup_data(inputs, targets, 1.0)
         outputs = net(inputs)
         loss = mixup_criterion(criterion, outputs, targets_a, targets_b, lam)

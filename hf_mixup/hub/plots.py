@@ -51,6 +51,16 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, output: str, title: str | None) -> str:
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    fig.savefig(output, dpi=120)
+    plt.close(fig)
+    return output
+
+
 def plot_runs(erm: list[str], mixup: list[str], output: str, title: str | None = None) -> str:
     """Test error per epoch and training loss of ERM vs mixup runs (mean over runs, a band of +- one
     standard deviation), saved as a PNG at ``output``. Needs matplotlib (``pip install hf_mixup[plots]``)."""
@@ -73,13 +83,7 @@ def plot_runs(erm: list[str], mixup: list[str], output: str, title: str | None =
     for ax in (ax_err, ax_loss):
         ax.grid(alpha=0.3)
         ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
-    return output
+    return _save(plt, fig, output, title)
 
 
 def read_calibration(run_dir: str) -> dict[str, list]:
@@ -130,13 +134,7 @@ def plot_reliability(groups: dict[str, list[dict[str, list]]], output: str, titl
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-1 probability)", ylabel="accuracy", title=method)
         ax.legend(loc="upper left", fontsize=8)
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
-    fig.savefig(output, dpi=120)
-    plt.close(fig)
-    return output
+    return _save(plt, fig, output, title)
 
 
 def plot_run_reliability(groups: dict[str, list[str]], output: str, title: str | None = None) -> str:
