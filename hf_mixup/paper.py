@@ -48,7 +48,9 @@ __all__ = [
     "findings_section",
     "gan_checks",
     "gan_sweep_checks",
+    "site_checks",
     "speech_checks",
+    "table5_sites",
     "table2_by_family",
     "uci_checks",
 ]
@@ -292,6 +294,24 @@ FIGURE2 = {
     "words": "The model trained with mixup is more stable in terms of model predictions and gradient norms "
              "in-between training samples",
 }
+
+
+def table5_sites() -> dict:
+    """Table 5's mixing sites at weight decay 1e-4 in the shape `site_checks` takes: ERM, then the sites from the
+    inputs up (layers 1-5)."""
+    sites = [("the inputs", TABLE5["mixup_ac_rp"][0])] + [(f"layer {k}", TABLE5[f"layer{k}"][0]) for k in range(1, 6)]
+    return {"erm": TABLE5["erm"][0], "sites": sites}
+
+
+def site_checks(table: Mapping) -> dict[str, dict[str, bool]]:
+    """Table 5's findings on where to mix, on ``{"erm": error, "sites": [(name, error), ...]}`` with the sites from
+    the lowest (the inputs) to the deepest."""
+    errors = [error for _, error in table["sites"]]
+    return {
+        "mixing at some site beats ERM": {"": min(errors) < table["erm"]},
+        "the lowest site (the inputs) gives the lowest error": {"": errors.index(min(errors)) == 0},
+        "the lowest site beats the deepest": {"": errors[0] < errors[-1]},
+    }
 
 
 def between_examples_checks(lambdas: Sequence[float], erm_miss: Sequence[float], mixup_miss: Sequence[float],

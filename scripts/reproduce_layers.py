@@ -38,7 +38,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hf_mixup.experiments import command_line, file_digest, run_grid, write_results
+from hf_mixup import paper
+from hf_mixup.experiments import file_digest, render_results, run_grid, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,8 +103,15 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with one thread when > 1)")
     parser.add_argument("--runs_dir", default="runs")
     parser.add_argument("--output", help="default: results/text_layers_rotten_tomatoes, results/vit_layers_fashion_mnist")
+    parser.add_argument("--render_only", action="store_true", help="write the page and plot again from the json")
     args = parser.parse_args(argv)
     task = TASKS[args.task]
+    if args.render_only:
+        output = os.path.join(ROOT, args.output or task.output)
+        render_results(output, render)
+        with open(output + ".json") as f:
+            plot(json.load(f), output + ".png")
+        return {}
     methods = args.methods or list(task.methods)
     unknown = sorted(set(methods) - set(task.methods))
     if unknown:
@@ -144,50 +152,96 @@ def main(argv: list[str] | None = None) -> dict:
     with open(state_file) as f:
         cells = json.load(f)["cells"].values()
     results: dict[str, list[dict]] = {}
-    for cell in cells:
+    for cell in sorted(cells, key=lambda c: c["seed"]):
         if cell["config"] == config and cell["method"] in methods and cell["seed"] in args.seeds:
             results.setdefault(cell["method"], []).append(cell["result"])
-    rows, summary = [], {}
-    for method in methods:
-        runs = results.get(method, [])
-        if not runs:
-            continue
-        errors = [r["test_error"] for r in runs]
-        eces = [r["test_ece"] for r in runs]
-        summary[method] = {"test_error": errors, "test_ece": eces, "seeds": len(runs)}
-        rows.append(f"| {task.names[method]} | {mean_std(errors)} | {mean_std(eces)} | {len(runs)} |")
+    summary = {
+        method: {"test_error": [r["test_error"] for r in runs], "test_ece": [r["test_ece"] for r in runs],
+                 "seeds": len(runs)}
+        for method in methods if (runs := results.get(method))
+    }
+    payload = {"task": args.task, "alpha": args.alpha, "epochs": args.epochs, "batch_size": batch_size,
+               "methods": summary}
+    record = write_results(output, None, payload, argv=argv, script=__file__, render=render)
+    plot(record, output + ".png")
+    return record
+
+
+def spread(values: list[float]) -> float:
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def against_erm(runs: dict, erm: dict, key: str) -> str:
+    """``lower``, ``higher`` or ``within the seeds' spread`` of ERM's, by the difference of the means against the
+    larger of the two standard deviations over seeds."""
+    difference = statistics.mean(runs[key]) - statistics.mean(erm[key])
+    if abs(difference) <= max(spread(runs[key]), spread(erm[key])):
+        return "within the seeds' spread of"
+    return "lower than" if difference < 0 else "higher than"
+
+
+def findings(record: dict) -> list[str]:
+    """Each site against ERM, in words, and the paper's Table 5 findings on where to mix, computed from both
+    tables (`paper.site_checks`)."""
+    methods, task = record["methods"], TASKS[record["task"]]
+    if "erm" not in methods or len(methods) < 2:
+        return ["Too few runs yet to compare the sites with ERM."]
+    erm = methods["erm"]
+    sites = [m for m in task.methods if m != "erm" and m in methods]
+    lines = [f"- {task.names[m]}: test error {against_erm(methods[m], erm, 'test_error')} ERM's, ECE "
+             f"{against_erm(methods[m], erm, 'test_ece')} ERM's." for m in sites]
+    ours = {"erm": statistics.mean(erm["test_error"]),
+            "sites": [(task.names[m], statistics.mean(methods[m]["test_error"])) for m in sites]}
+    basis = ("the paper's Table 5 at weight decay 1e-4: ERM, the inputs, layers 1-5; ours: the mean test error of "
+             "each site over seeds")
+    return lines + [""] + paper.findings_section(paper.compare(paper.site_checks, paper.table5_sites(), ours), basis)
+
+
+def render(record: dict) -> str:
+    task = TASKS[record["task"]]
+    methods = record["methods"]
+    rows = [f"| {task.names[m]} | {mean_std(r['test_error'])} | {mean_std(r['test_ece'])} | {r['seeds']} |"
+            for m, r in methods.items()]
     lines = [
         f"# {task.title}",
         "",
-        f"ERM vs mixup (alpha {args.alpha:g}) at {len(methods) - 1} sites, {args.epochs:g} epochs, batch {batch_size}; "
-        f"the last test error and ECE (15 bins) in %, mean ± std over seeds, on {task.evaluated_on}.",
+        f"ERM vs mixup (alpha {record['alpha']:g}) at {len(methods) - 1} sites, {record['epochs']:g} epochs, batch "
+        f"{record['batch_size']}; the last test error and ECE (15 bins) in %, mean ± std over seeds, on "
+        f"{task.evaluated_on}.",
         "",
         "| method | test error (%) | ECE (%) | seeds |",
         "|---|---|---|---|",
         *rows,
         "",
-        f"`{command_line(argv, __file__)}`",
+        f"The paper's Table 5 asks the same question on another experiment: {paper.TABLE5_SETTING}. Its sites at "
+        f"weight decay 1e-4: ERM {paper.TABLE5['erm'][0]} %, the inputs {paper.TABLE5['mixup_ac_rp'][0]} %, layers 1-5 "
+        f"{', '.join(str(paper.TABLE5[f'layer{k}'][0]) for k in range(1, 6))} %. Each site here against ERM (the "
+        "difference of the means against the larger standard deviation over seeds):",
+        "",
+        *findings(record),
+        f"![Test error and ECE per site]({os.path.basename(task.output)}.png)",
+        "",
+        f"`{record['command']}`",
         "",
     ]
-    write_results(output, "\n".join(lines), summary, argv=argv, script=__file__)
-    plot(summary, output + ".png", task.title.split(": ", 1)[1] + ": where to mix")
-    return summary
+    return "\n".join(lines)
 
 
-def plot(summary: dict, path: str, title: str) -> None:
+def plot(record: dict, path: str) -> None:
     from matplotlib.figure import Figure
 
+    task, summary = TASKS[record["task"]], record["methods"]
     methods = list(summary)
     if not methods:
         return
     figure = Figure(figsize=(8, 3.2), constrained_layout=True)
-    for axis, key, title in zip(figure.subplots(1, 2), ("test_error", "test_ece"), ("test error (%)", "ECE (%)")):
+    for axis, key, name in zip(figure.subplots(1, 2), ("test_error", "test_ece"), ("test error (%)", "ECE (%)")):
         means = [100 * statistics.mean(summary[m][key]) for m in methods]
-        stds = [100 * statistics.stdev(summary[m][key]) if len(summary[m][key]) > 1 else 0.0 for m in methods]
+        stds = [100 * spread(summary[m][key]) for m in methods]
         axis.bar(range(len(methods)), means, yerr=stds, color=["grey"] + ["tab:blue"] * (len(methods) - 1))
         axis.set_xticks(range(len(methods)), methods, rotation=20)
-        axis.set_title(title)
-    figure.suptitle(title)
+        axis.set_title(name)
+    figure.suptitle(task.title.split(": ", 1)[1] + ": where to mix")
     figure.savefig(path, dpi=120)
 
 

@@ -137,6 +137,12 @@ def test_finding_lines_say_where_each_side_fails():
     assert crossed.line() == "- G: differs (the paper: not at a; ours: not at b)"
 
 
+def test_the_site_findings_hold_on_the_papers_table5_and_fail_when_a_deeper_site_wins():
+    assert all(item[""] for item in paper.site_checks(paper.table5_sites()).values())
+    reversed_sites = {"erm": 5.0, "sites": [("inputs", 6.0), ("pooled", 4.0)]}
+    assert [item[""] for item in paper.site_checks(reversed_sites).values()] == [True, False, False]
+
+
 def test_compare_runs_one_check_on_both_tables():
     ours = {row: (errors[0] + 7, errors[1] + 7) for row, errors in paper.TABLE5.items()}
     ours["mixup_ac_rp"] = (12.02, 11.78)  # prefers the larger weight decay, unlike the paper's
@@ -159,6 +165,7 @@ PAGES = {
     "between_examples_fashion_mnist": ("analyze.py", "render"),
     "speech_lenet_erm_vs_mixup": ("reproduce_speech.py", "render"),
     "speech_vgg11_erm_vs_mixup": ("reproduce_speech.py", "render"),
+    "vit_layers_fashion_mnist": ("reproduce_layers.py", "render"),
 }
 
 
