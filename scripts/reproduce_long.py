@@ -55,7 +55,7 @@ def mean_std(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {scale * statistics.stdev(values):.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
 
 
-def training_error(run_dir: str) -> float:
+def training_error(run_dir: str, data: str = DATA) -> float:
     """The final model's error on every training image (clean, evaluation mode), on the in-memory path."""
     import torch
     from transformers import AutoModelForImageClassification
@@ -66,7 +66,7 @@ def training_error(run_dir: str) -> float:
     model = AutoModelForImageClassification.from_pretrained(run_dir).eval()
     cfg = model.config.pretrained_cfg
     mode = "L" if cfg["input_size"][0] == 1 else "RGB"
-    train = InMemoryImages.from_dataset(load_any_dataset(DATA)["train"], mean=cfg["mean"], std=cfg["std"], mode=mode,
+    train = InMemoryImages.from_dataset(load_any_dataset(data)["train"], mean=cfg["mean"], std=cfg["std"], mode=mode,
                                         size=cfg["input_size"][-1])
     wrong = 0
     with torch.inference_mode():
@@ -76,7 +76,7 @@ def training_error(run_dir: str) -> float:
     return wrong / len(train)
 
 
-def read_run(run_dir: str) -> dict:
+def read_run(run_dir: str, data: str = DATA) -> dict:
     """What the page needs from a finished run: its final metrics, the test error after every epoch, the
     reliability bins of its final evaluation and its error on the training images."""
     with open(os.path.join(run_dir, "all_results.json")) as f:
@@ -88,7 +88,7 @@ def read_run(run_dir: str) -> dict:
     curve = [[round(h["epoch"], 3), 1.0 - h["eval_accuracy"]] for h in history if "eval_accuracy" in h]
     return {
         "test_error": results["test_error"], "test_nll": results["test_nll"], "test_ece": results["test_ece"],
-        "best_test_error": min(error for _, error in curve), "train_error": training_error(run_dir),
+        "best_test_error": min(error for _, error in curve), "train_error": training_error(run_dir, data),
         "curve": curve, "calibration": calibration,
     }
 
@@ -108,8 +108,9 @@ def render(record: dict) -> str:
         )
     erm, mixup = paper.FIGURE3A[("CIFAR-10", "PreAct ResNet-18")]
     epochs = f"{record['config']['epochs']:g}"
+    images = f"{record['train_images']:,}"
     lines = [
-        f"# ERM vs mixup to convergence: Fashion-MNIST, all 60,000 training images, {epochs} epochs",
+        f"# ERM vs mixup to convergence: Fashion-MNIST, all {images} training images, {epochs} epochs",
         "",
         f"Ours: {record['setting']}. On {record['machine_note']}.",
         "",
@@ -118,7 +119,7 @@ def render(record: dict) -> str:
         *rows,
         "",
         f"Mean ± standard deviation over seeds. Best: the lowest of the {epochs} per-epoch test errors; last: after the last "
-        "epoch; training error: the final model on the 60,000 training images, clean; NLL and ECE (15 bins) of the "
+        f"epoch; training error: the final model on the {images} training images, clean; NLL and ECE (15 bins) of the "
         "last evaluation.",
         "",
         f"The paper (Figure 3a), another experiment: {paper.FIGURE3A_SETTING}. CIFAR-10, PreAct ResNet-18: ERM "
@@ -245,6 +246,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     parser.add_argument("--epochs", type=float, default=100)
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with one thread when > 1)")
+    parser.add_argument("--data", default=DATA, help="a saved Fashion-MNIST (the default is prepared if missing)")
     parser.add_argument("--runs_dir", default="runs/long")
     parser.add_argument("--output", default=OUTPUT)
     parser.add_argument("--render_only", action="store_true", help="write the page and plots again from the json")
@@ -261,7 +263,8 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     from hf_mixup.data import prepared_fashion_mnist
 
-    prepared_fashion_mnist(DATA)
+    if args.data == DATA:
+        prepared_fashion_mnist(DATA)
     binary = Path(sys.executable).with_name("hf-mixup")
 
     def run_dir(method: str, seed: int) -> str:
@@ -269,15 +272,17 @@ def main(argv: list[str] | None = None) -> dict:
 
     def run_cell(method: str, seed: int) -> dict:
         command = [str(binary), "train", RECIPE, "--seed", str(seed), "--mixup_alpha", f"{METHODS[method]:g}",
-                   "--num_train_epochs", f"{args.epochs:g}", "--output_dir", run_dir(method, seed),
+                   "--num_train_epochs", f"{args.epochs:g}", "--dataset_name", args.data,
+                   "--output_dir", run_dir(method, seed),
                    "--report_to", "none", "--disable_tqdm", "true"]
         env = dict(os.environ, OMP_NUM_THREADS="1") if args.jobs > 1 else None
         with open(f"{run_dir(method, seed)}.log", "a") as log:
             subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
-        return read_run(run_dir(method, seed))
+        return read_run(run_dir(method, seed), args.data)
 
     os.makedirs(args.runs_dir, exist_ok=True)
-    config = {"epochs": args.epochs, "recipe_sha1": file_digest(str(ROOT / "recipes" / f"{RECIPE}.yaml"))}
+    config = {"epochs": args.epochs, "recipe_sha1": file_digest(str(ROOT / "recipes" / f"{RECIPE}.yaml")),
+              **({"data": args.data} if args.data != DATA else {})}
     state_file = os.path.join(args.runs_dir, "long_grid.json")
     run_grid(run_cell, args.methods, args.seeds, state_file=state_file, config=config, desc="long runs", jobs=args.jobs,
              still_done=lambda method, seed: os.path.isfile(os.path.join(run_dir(method, seed), "all_results.json")))
@@ -289,9 +294,12 @@ def main(argv: list[str] | None = None) -> dict:
         if cell["config"] == config and cell["method"] in args.methods and cell["seed"] in args.seeds:
             runs.setdefault(cell["method"], []).append({**cell["result"], "seed": cell["seed"]})
             seconds += cell["seconds"]
-    setting = (f"Fashion-MNIST (60,000 training images), the 784-1024-1024-10 MLP, {args.epochs:g} epochs of SGD with "
+    from hf_mixup.data import load_any_dataset
+
+    images = len(load_any_dataset(args.data)["train"])
+    setting = (f"Fashion-MNIST ({images:,} training images), the 784-1024-1024-10 MLP, {args.epochs:g} epochs of SGD with "
                "batches of 128 (lr 0.1, divided by 10 at epochs 50 and 75), weight decay 1e-4, no augmentation")
-    payload = {"runs": runs, "setting": setting, "config": config, "seconds": seconds,
+    payload = {"runs": runs, "setting": setting, "config": config, "seconds": seconds, "train_images": images,
                "plots": os.path.basename(args.output),
                "machine_note": f"{describe_machine()}, {seconds / 3600:.2f} h of runs"}
     record = write_results(args.output, None, payload, argv=argv, script=__file__, render=render)

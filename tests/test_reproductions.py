@@ -207,3 +207,29 @@ def test_compare_draws_the_reliability_diagrams_of_both_methods(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "compare.py"), "--erm", *dirs["erm"], "--mixup",
                            *dirs["mixup"], "--reliability", str(png)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and done.stderr.startswith(f"compare.py: error: {tmp_path / 'mixup-seed2'} has no")
+
+
+def test_long_schedule_runner(tmp_path, little_fashion):
+    """scripts/reproduce_long.py on 200 images for one epoch: the table's figures come from the runs (test error,
+    the best of the per-epoch ones, training error measured on the training images, calibration bins of every
+    test prediction), the page is its json rendered, and a second start trains nothing."""
+    runs, output = tmp_path / "runs", tmp_path / "long"
+    argv = ["--epochs", "1", "--seeds", "1", "--methods", "erm", "mixup1", "--data", str(little_fashion),
+            "--runs_dir", str(runs), "--output", str(output)]
+    run("reproduce_long.py", *argv)
+    record = json.loads(output.with_suffix(".json").read_text())
+    assert set(record["runs"]) == {"erm", "mixup1"} and record["train_images"] == 200
+    for method in ("erm", "mixup1"):
+        cell = record["runs"][method][0]
+        results = json.loads((runs / f"long-{method}-seed1" / "all_results.json").read_text())
+        assert cell["test_error"] == results["test_error"] and len(cell["curve"]) == 1
+        assert cell["best_test_error"] == pytest.approx(cell["curve"][0][1]) == pytest.approx(results["test_error"])
+        assert 0 <= cell["train_error"] <= 1 and sum(cell["calibration"]["count"]) == 200
+    page = output.with_suffix(".md").read_text()
+    assert "| ERM | 1 |" in page and "Figure 3a" in page and "all 200 training images" in page
+    assert (tmp_path / "long_curves.png").is_file() and (tmp_path / "long_reliability.png").is_file()
+    output.with_suffix(".md").write_text("stale")
+    run("reproduce_long.py", "--render_only", "--output", str(output))
+    assert output.with_suffix(".md").read_text() == page
+    again = run("reproduce_long.py", *argv)
+    assert "2/2" in again and not (runs / "long-erm-seed1.log").read_text().count("***** train metrics *****") > 1
