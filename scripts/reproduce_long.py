@@ -6,6 +6,7 @@
     python scripts/reproduce_long.py --seeds 1           # one seed of each method first
     python scripts/reproduce_long.py --render_only       # the page again from results/long_fashion_mnist.json
     python scripts/reproduce_long.py --candidates        # the step time of the candidate models, to choose one
+    python scripts/reproduce_long.py --preset gpu --jobs 3   # full-width PreAct ResNet-18, 200 epochs, on a GPU
 
 Each run is `hf-mixup train fashion_mnist_long_mlp --mixup_alpha <0|alpha> --seed <k> --output_dir
 <runs_dir>/long-<method>-seed<k>` (a process of its own): the 784-1024-1024-10 MLP (`image_mlp`), SGD (lr 0.1,
@@ -19,6 +20,11 @@ per method) and results/long_fashion_mnist_reliability.png (reliability diagrams
 pooled). Each finished run is recorded in <runs_dir>/long_grid.json: running the command again skips the runs
 already there, and an interrupted run resumes from its last epoch checkpoint, so the grid can be spread over
 several sittings.
+
+`--preset gpu` runs the same grid as the paper's CIFAR recipe would on a GPU: full-width PreAct ResNet-18, 200
+epochs (lr / 10 at 100 and 150), the pad-4 crop and flip on the device (the `fashion_mnist_long_preact_gpu`
+recipe), into results/long_fashion_mnist_preact and <runs_dir>/long_gpu_grid.json; `--jobs 3` shares one GPU
+between three runs.
 """
 
 from __future__ import annotations
@@ -37,11 +43,18 @@ from hf_mixup.experiments import command_line, describe_machine, file_digest, re
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = "fashion_mnist_long_mlp"
+# --preset: (recipe, epochs, the model in words, the schedule in words, output, state file)
+PRESETS = {
+    "cpu": (RECIPE, 100, "the 784-1024-1024-10 MLP", "divided by 10 at epochs 50 and 75), weight decay 1e-4, no "
+            "augmentation", "results/long_fashion_mnist", "long_grid.json"),
+    "gpu": ("fashion_mnist_long_preact_gpu", 200, "full-width PreAct ResNet-18", "divided by 10 at epochs 100 and "
+            "150), weight decay 1e-4, pad-4 crop and flip on the device", "results/long_fashion_mnist_preact",
+            "long_gpu_grid.json"),
+}
 DATA = "data/fashion_mnist"
 # method -> mixup_alpha
 METHODS = {"erm": 0.0, "mixup0.2": 0.2, "mixup1": 1.0}
 NAMES = {"erm": "ERM", "mixup0.2": "mixup (alpha 0.2)", "mixup1": "mixup (alpha 1)"}
-OUTPUT = "results/long_fashion_mnist"
 # The models measured for this schedule (--candidates): (name, timm architecture, model_kwargs).
 CANDIDATES = (
     ("MLP 784-1024-1024-10 (image_mlp)", "image_mlp", {"in_chans": 1}),
@@ -63,11 +76,12 @@ def training_error(run_dir: str, data: str = DATA) -> float:
     from hf_mixup.data import load_any_dataset
     from hf_mixup.data.in_memory import InMemoryImages
 
-    model = AutoModelForImageClassification.from_pretrained(run_dir).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForImageClassification.from_pretrained(run_dir).eval().to(device)
     cfg = model.config.pretrained_cfg
     mode = "L" if cfg["input_size"][0] == 1 else "RGB"
     train = InMemoryImages.from_dataset(load_any_dataset(data)["train"], mean=cfg["mean"], std=cfg["std"], mode=mode,
-                                        size=cfg["input_size"][-1])
+                                        size=cfg["input_size"][-1], device=device)
     wrong = 0
     with torch.inference_mode():
         for start in range(0, len(train), 2000):
@@ -184,7 +198,7 @@ def plot(record: dict, output: str) -> None:
         if len(errors) > 1:
             std = errors.std(0, ddof=1)
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)
-    ax.set(xlabel="epoch", ylabel="test error (%)", title="Fashion-MNIST, MLP: test error after each epoch")
+    ax.set(xlabel="epoch", ylabel="test error (%)", title="Fashion-MNIST: test error after each epoch")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -244,14 +258,18 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
-    parser.add_argument("--epochs", type=float, default=100)
+    parser.add_argument("--preset", choices=list(PRESETS), default="cpu")
+    parser.add_argument("--epochs", type=float, help="default: the preset's (100 on the CPU, 200 on a GPU)")
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each with one thread when > 1)")
     parser.add_argument("--data", default=DATA, help="a saved Fashion-MNIST (the default is prepared if missing)")
     parser.add_argument("--runs_dir", default="runs/long")
-    parser.add_argument("--output", default=OUTPUT)
+    parser.add_argument("--output", help="default: the preset's results file")
     parser.add_argument("--render_only", action="store_true", help="write the page and plots again from the json")
     parser.add_argument("--candidates", action="store_true", help="measure the candidate models' step time")
     args = parser.parse_args(argv)
+    recipe, default_epochs, model_words, schedule_words, default_output, state_name = PRESETS[args.preset]
+    args.epochs = args.epochs or default_epochs
+    args.output = args.output or default_output
     os.chdir(ROOT)
     if args.render_only:
         render_results(args.output, render)
@@ -271,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
         return os.path.join(args.runs_dir, f"long-{method}-seed{seed}")
 
     def run_cell(method: str, seed: int) -> dict:
-        command = [str(binary), "train", RECIPE, "--seed", str(seed), "--mixup_alpha", f"{METHODS[method]:g}",
+        command = [str(binary), "train", recipe, "--seed", str(seed), "--mixup_alpha", f"{METHODS[method]:g}",
                    "--num_train_epochs", f"{args.epochs:g}", "--dataset_name", args.data,
                    "--output_dir", run_dir(method, seed),
                    "--report_to", "none", "--disable_tqdm", "true"]
@@ -281,9 +299,9 @@ def main(argv: list[str] | None = None) -> dict:
         return read_run(run_dir(method, seed), args.data)
 
     os.makedirs(args.runs_dir, exist_ok=True)
-    config = {"epochs": args.epochs, "recipe_sha1": file_digest(str(ROOT / "recipes" / f"{RECIPE}.yaml")),
+    config = {"epochs": args.epochs, "recipe_sha1": file_digest(str(ROOT / "recipes" / f"{recipe}.yaml")),
               **({"data": args.data} if args.data != DATA else {})}
-    state_file = os.path.join(args.runs_dir, "long_grid.json")
+    state_file = os.path.join(args.runs_dir, state_name)
     run_grid(run_cell, args.methods, args.seeds, state_file=state_file, config=config, desc="long runs", jobs=args.jobs,
              still_done=lambda method, seed: os.path.isfile(os.path.join(run_dir(method, seed), "all_results.json")))
     with open(state_file) as f:
@@ -297,8 +315,8 @@ def main(argv: list[str] | None = None) -> dict:
     from hf_mixup.data import load_any_dataset
 
     images = len(load_any_dataset(args.data)["train"])
-    setting = (f"Fashion-MNIST ({images:,} training images), the 784-1024-1024-10 MLP, {args.epochs:g} epochs of SGD with "
-               "batches of 128 (lr 0.1, divided by 10 at epochs 50 and 75), weight decay 1e-4, no augmentation")
+    setting = (f"Fashion-MNIST ({images:,} training images), {model_words}, {args.epochs:g} epochs of SGD with "
+               f"batches of 128 (lr 0.1, {schedule_words}")
     payload = {"runs": runs, "setting": setting, "config": config, "seconds": seconds, "train_images": images,
                "plots": os.path.basename(args.output),
                "machine_note": f"{describe_machine()}, {seconds / 3600:.2f} h of runs"}
