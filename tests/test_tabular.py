@@ -178,6 +178,78 @@ def test_trainer_mixes_table_rows_and_regression_targets(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_whole_batches_equal_the_rows_stacked(with_labels):
+    """`TensorTable.__getitems__` (what a DataLoader calls) gives the batch the per-row path stacks, exactly: class
+    ids, standardised regression targets and multi-hot rows alike, and an unlabelled table."""
+    from transformers import default_data_collator
+
+    from hf_mixup.data.in_memory import collate_batches
+
+    frame = table()
+    frame["score"] = np.linspace(-1.0, 2.0, len(frame))
+    frame["urgent"], frame["spam"] = [0, 1, 1, 0, 1, 0], [1, 1, 0, 0, 0, 1]
+    indices = [4, 0, 5, 5, 2]
+    for labels in ("kind", "score", ["urgent", "spam"]):
+        p = TabularPreprocessor.fit(frame, labels)
+        data = TensorTable.from_rows(p, frame, with_labels=with_labels)
+        batch = collate_batches(data.__getitems__(indices))
+        stacked = default_data_collator([data[i] for i in indices])
+        assert batch.keys() == stacked.keys() == ({"input_values", "labels"} if with_labels else {"input_values"})
+        for key in batch:
+            assert batch[key].dtype == stacked[key].dtype and torch.equal(batch[key], stacked[key]), (labels, key)
+        loader = torch.utils.data.DataLoader(data, batch_size=4, shuffle=True, collate_fn=collate_batches,
+                                             generator=torch.Generator().manual_seed(0))
+        rows = torch.utils.data.DataLoader(_RowByRow(data), batch_size=4, shuffle=True,
+                                           generator=torch.Generator().manual_seed(0))
+        for whole, one_by_one in zip(loader, rows, strict=True):
+            assert all(torch.equal(whole[key], one_by_one[key]) for key in whole)
+
+
+class _RowByRow(torch.utils.data.Dataset):
+    """A table read one row at a time (no ``__getitems__``): the path before tables served whole batches."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, i):
+        return self.data[i]
+
+
+def test_the_command_trains_the_same_weights_on_whole_batches_as_row_by_row(tmp_path, monkeypatch):
+    """A table trained through the command gives bit-identical weights and figures whether its batches come whole
+    (`TensorTable.__getitems__`, `collate_batches`) or stacked row by row, with the logged gradient norm taken by
+    transformers' own path (accelerate's clip by 1.0); and a MixupTrainer built without a collator, with
+    `remove_unused_columns=True`, trains on whole batches too."""
+    from safetensors.torch import load_file
+    from transformers import Trainer
+
+    recipe = [str(ROOT / "recipes" / "uci_mlp.yaml"), "--num_train_epochs", "3", "--logging_steps", "4", *QUIET]
+    whole = train.main(recipe + ["--output_dir", str(tmp_path / "whole")])
+    with monkeypatch.context() as patch:
+        patch.delattr(TensorTable, "__getitems__")
+        patch.setattr(MixupTrainer, "_get_grad_norm", Trainer._get_grad_norm)
+        rows = train.main(recipe + ["--output_dir", str(tmp_path / "rows")])
+    timed = ("runtime", "per_second")
+    assert {k: v for k, v in whole.items() if not any(t in k for t in timed)} == {
+        k: v for k, v in rows.items() if not any(t in k for t in timed)}
+    weights = [load_file(tmp_path / name / "model.safetensors") for name in ("whole", "rows")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
+
+    frame = OFFLINE_DATASETS["iris"]()["train"].to_pandas()
+    p = TabularPreprocessor.fit(frame, "label")
+    args = MixupArguments(output_dir=str(tmp_path / "defaults"), per_device_train_batch_size=16, max_steps=3,
+                          report_to="none", disable_tqdm=True, save_strategy="no", use_cpu=True)
+    assert args.remove_unused_columns
+    trainer = MixupTrainer(model=TabularMLPForPrediction(TabularMLPConfig.from_preprocessor(p)), args=args,
+                           train_dataset=TensorTable.from_rows(p, frame), eval_dataset=TensorTable.from_rows(p, frame))
+    assert trainer.train().global_step == 3 and math.isfinite(trainer.evaluate()["eval_loss"])
+
+
 def test_train_script_on_offline_tables(tmp_path):
     iris = train.main([str(ROOT / "recipes" / "uci_mlp.yaml"), "--output_dir", str(tmp_path / "iris"), *QUIET])
     assert 0.0 <= iris["test_error"] <= 0.5

@@ -66,6 +66,7 @@ def build_table_trainer(model_args, data_args, training_args, raw) -> tuple[Mixu
     from transformers import AutoModel
 
     from ..data.tabular import CLASSIFICATION, REGRESSION, TabularPreprocessor, TensorTable, regression_metrics_in_units
+    from ..data.in_memory import collate_batches
     from ..data.tabular import split_table
     from ..models import TabularMLPConfig, TabularMLPForPrediction
     from .images import load_pretrained
@@ -115,6 +116,7 @@ def build_table_trainer(model_args, data_args, training_args, raw) -> tuple[Mixu
     test_table = TensorTable.from_rows(preprocessor, test_frame)
     trainer = MixupTrainer(
         model=model, args=training_args, train_dataset=train_table, eval_dataset=test_table,
+        data_collator=collate_batches,  # a TensorTable serves whole batches (one gather, no per-row stacking)
         processing_class=preprocessor,
         compute_metrics=regression_metrics_in_units(preprocessor) if preprocessor.task == REGRESSION else None,
     )

@@ -42,6 +42,25 @@ def collate_batches(features: Any) -> dict[str, Any]:
     return default_data_collator(features)
 
 
+def remove_columns_of_batches(collator: Any) -> Any:
+    """A transformers `RemoveColumnsCollator` (what the Trainer wraps its collator in when
+    ``remove_unused_columns=True`` and the dataset is not a `datasets.Dataset`) that also takes a whole batch
+    from a dataset serving batches: the batch loses the columns an example would. Any other collator is
+    returned as it is."""
+    from transformers.trainer_utils import RemoveColumnsCollator
+
+    if not isinstance(collator, RemoveColumnsCollator):
+        return collator
+
+    def collate(features: Any) -> dict[str, Any]:
+        if isinstance(features, Mapping):
+            kept = {key: value for key, value in features.items() if key in collator.signature_columns}
+            return collator.data_collator(kept)
+        return collator(features)
+
+    return collate
+
+
 def _channel_tensor(values: Sequence[float], channels: int, name: str) -> torch.Tensor:
     tensor = torch.as_tensor(list(values), dtype=torch.float32)
     if tensor.ndim != 1 or len(tensor) not in (1, channels):

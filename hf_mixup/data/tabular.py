@@ -317,9 +317,15 @@ class TabularPreprocessor(FeatureExtractionMixin):
 
 
 class TensorTable(torch.utils.data.Dataset):
-    """Encoded rows held as tensors: ``{"input_values": [F] float32, "labels": ...}`` per row, which the
-    Trainer's default collator stacks. Tables are small, so this beats an Arrow-backed ``Dataset`` whose
-    per-row formatting costs more than a step of a small MLP."""
+    """Encoded rows held as tensors. Tables are small, so this beats an Arrow-backed ``Dataset`` whose per-row
+    formatting costs more than a step of a small MLP.
+
+    ``table[i]`` is one row ``{"input_values": [F] float32, "labels": ...}``; ``table.__getitems__(indices)``
+    (what a `DataLoader` calls when a dataset has it) is the whole batch ``{"input_values": [B, F],
+    "labels": [B, ...]}`` in one gather, equal to stacking the rows. A batch is a dict, not a list of rows:
+    train with `hf_mixup.data.in_memory.collate_batches` as the collator (`MixupTrainer` takes it in place
+    of the Trainer's default collator; a plain `DataLoader` needs ``collate_fn=collate_batches``).
+    """
 
     def __init__(self, input_values: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | None = None):
         self.input_values = torch.as_tensor(input_values)
@@ -340,6 +346,13 @@ class TensorTable(torch.utils.data.Dataset):
         if self.labels is not None:
             row["labels"] = self.labels[i]
         return row
+
+    def __getitems__(self, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+        index = torch.as_tensor(indices, dtype=torch.long)
+        batch = {"input_values": self.input_values.index_select(0, index)}
+        if self.labels is not None:
+            batch["labels"] = self.labels.index_select(0, index)
+        return batch
 
 
 def split_table(frame, label_column: str | None, test_fraction: float, seed: int, stratify: bool = True):
