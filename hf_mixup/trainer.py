@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from transformers import Trainer, TrainerCallback
+from transformers import Trainer, TrainerCallback, default_data_collator
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
@@ -30,13 +30,14 @@ from .checkpoints import (  # noqa: F401  (MIXUP_STATE_NAME: public here, as bef
 )
 from .checks import check_batch_class_ids, check_settings_for_model, check_trainer_inputs
 from .collator import MIXUP_DRAW_KEY, MIXUP_LAMBDA_KEY, adopt_collator
+from .data.in_memory import collate_batches, remove_columns_of_batches
 from .losses import MULTI_LABEL, REGRESSION, SINGLE_LABEL, Targets, problem_type_of  # noqa: F401  (public here)
 from .metrics import default_metrics_for
 from .mixing import Mixer, derive_seed, select_input_keys
 from .neighbours import PARTNER_PREFIX, PartnerDataset, knn_partner_dataset
 from .schedules import trainer_step_schedule
 from .sites import DatasetPartners, Mixed, Premixed, Site, holds_token_ids, site_for, unmixed
-from .speed import skip_gc_in_free_memory
+from .speed import skip_gc_in_free_memory, unclipped_grad_norm
 
 # The input a `batch_transform` augments, and the stream of `derive_seed` that seeds it (the mixer's is the rank).
 INPUT_KEY = "pixel_values"
@@ -98,7 +99,7 @@ class MixupTrainer(Trainer):
         skip_gc_at_train_start: on the CPU only, let this trainer's `accelerator.free_memory()` (called
             at the start of every `train()`) drop its references without the full `gc.collect()`, whose
             cost grows with everything the process holds: worth it for many short `train()` calls on a
-            small model (results/bench_tabular.md: 500 -> 611 steps/s on 10 epochs of the UCI MLP). Off by
+            small model (results/bench_tabular.md: 519 -> 618 steps/s on 10 epochs of the UCI MLP). Off by
             default; ignored on other devices and with DeepSpeed.
         batch_transform: a callable on the training batch's ``pixel_values``, on the device, before mixing
             (e.g. [`~hf_mixup.data.in_memory.CifarCrop`] with an `InMemoryImages` dataset, the fast path); its
@@ -140,6 +141,8 @@ class MixupTrainer(Trainer):
             # A forward without `labels`: the labels are ours to take out of the batch before the model.
             self.label_names = ["labels"]
         self.label_key = self.label_names[0]
+        if self.data_collator is default_data_collator:  # the same for lists of examples; also takes whole batches
+            self.data_collator = collate_batches
         if self.compute_loss_func is not None:
             raise ValueError(
                 "MixupTrainer computes the loss itself (mixed targets, gradient accumulation); it does not call "
@@ -155,6 +158,7 @@ class MixupTrainer(Trainer):
         if args.mixup_partner == "knn" and self.train_dataset is not None:
             self.train_dataset = knn_partner_dataset(self, self.train_dataset)
         self._site: tuple[nn.Module, bool, Site] | None = None
+        self._unwrapped: tuple[nn.Module, nn.Module] | None = None
         self._token_ids = False
         if args.mixup_layer:
             self._site_of(self.model)  # a model without that site fails here
@@ -205,6 +209,11 @@ class MixupTrainer(Trainer):
             for key in [PARTNER_PREFIX + key for key in kept] + [PARTNER_PREFIX + "index"]:
                 if key not in self._signature_columns:
                     self._signature_columns.append(key)
+
+    def _get_collator_with_removed_columns(self, data_collator, description=None):
+        """The Trainer's column-removing collator, which also takes the whole batches of `TensorTable` and
+        `InMemoryImages`."""
+        return remove_columns_of_batches(super()._get_collator_with_removed_columns(data_collator, description))
 
     def get_train_dataloader(self):
         """The Trainer's training loader; with `mixup_partner="knn"`, over the training set with its
@@ -287,7 +296,7 @@ class MixupTrainer(Trainer):
     def _site_of(self, model: nn.Module, inputs: dict[str, Any] | None = None) -> Site:
         """Where this model is mixed (`hf_mixup.sites.site_for` of `mixup_layer`), built once per model;
         `mixup_layer=0` on token ids, which cannot be averaged, mixes their embeddings (logged once)."""
-        model = self.accelerator.unwrap_model(model)
+        model = self._unwrap(model)
         if self.args.mixup_layer == 0 and not self._token_ids and inputs is not None and holds_token_ids(inputs):
             logger.warning(
                 "mixup_layer=0 on token ids, which cannot be averaged: mixing their embeddings instead "
@@ -298,6 +307,13 @@ class MixupTrainer(Trainer):
             layer = "embeddings" if self._token_ids else self.args.mixup_layer
             self._site = (model, self._token_ids, site_for(model, layer, mask=self.args.mixup_mask))
         return self._site[2]
+
+    def _unwrap(self, model: nn.Module) -> nn.Module:
+        """`accelerator.unwrap_model`, kept for the last model asked: unwrapping looks for installed packages on
+        disk (accelerate's `is_deepspeed_available`), tens of microseconds a step for a small model."""
+        if self._unwrapped is None or self._unwrapped[0] is not model:
+            self._unwrapped = (model, self.accelerator.unwrap_model(model))
+        return self._unwrapped[1]
 
     def _add_input_noise(self, inputs: dict[str, Any], batch_size: int) -> dict[str, Any]:
         """`input_noise_std`: Gaussian noise on every floating-point input of a training batch, after mixing, from
@@ -330,6 +346,12 @@ class MixupTrainer(Trainer):
             loss = loss * self.accelerator.num_processes
         return loss
 
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The logged gradient norm; without clipping, the same norm without accelerate's clip by 1.0 (`speed.py`)."""
+        if grad_norm is None:
+            grad_norm = unclipped_grad_norm(self.accelerator, model)
+        return super()._get_grad_norm(model, grad_norm=grad_norm)
+
     # -- schedule and log ---------------------------------------------------------------------------
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """With `lr_milestones`: linear warm-up from `warmup_start_factor * learning_rate`, then the learning
@@ -341,13 +363,16 @@ class MixupTrainer(Trainer):
         return self.lr_scheduler
 
     def _record_lambda(self, lam: torch.Tensor) -> None:
-        lam = lam.detach().float().cpu()
-        self._lam_sum += float(lam.sum())
+        # Summed where lam is, in float64 (the sum Python floats gave), and read only when logged: no sync a step.
+        total = lam.detach().float().sum()
+        if total.device.type == "mps":  # no float64 there
+            total = total.cpu()
+        self._lam_sum = self._lam_sum + total.double()
         self._lam_count += lam.numel()
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs and self._lam_count:
-            logs["mixup_lambda"] = round(self._lam_sum / self._lam_count, 4)
+            logs["mixup_lambda"] = round(float(self._lam_sum) / self._lam_count, 4)
             self._lam_sum, self._lam_count = 0.0, 0
         super().log(logs, start_time)
 

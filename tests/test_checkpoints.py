@@ -285,6 +285,8 @@ def test_a_plain_module_with_other_names_raises(tmp_path):
 PINNED_PRIVATE_HOOKS = {
     "_set_signature_columns_if_needed": ["self"],
     "_get_num_items_in_batch": ["self", "batch_samples", "device"],
+    "_get_grad_norm": ["self", "model", "grad_norm"],
+    "_get_collator_with_removed_columns": ["self", "data_collator", "description"],
     "_load_from_checkpoint": ["self", "resume_from_checkpoint", "model"],
     "_load_best_model": ["self"],
     "_save_checkpoint": ["self", "model", "trial"],

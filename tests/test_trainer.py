@@ -332,6 +332,25 @@ def test_skipping_gc_at_train_start_keeps_the_logged_figures(tmp_path, digits_da
         6 * 2 * 3 * 32 * 32 * trainer.model.num_parameters(exclude_embeddings=True))
 
 
+def test_the_unclipped_gradient_norm_is_accelerates_and_leaves_the_gradients_alone(tmp_path, digits_dataset):
+    """Without clipping, the logged norm is the number `accelerator.clip_grad_norm_(parameters, inf)` gives,
+    bit for bit, and the gradients stay as they are (accelerate multiplies them by exactly 1.0)."""
+    from hf_mixup.speed import unclipped_grad_norm
+
+    trainer = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, max_grad_norm=0.0),
+                           train_dataset=digits_dataset)
+    model = trainer.model
+    batch = next(iter(trainer.get_train_dataloader()))
+    model.train()
+    trainer.compute_loss(model, batch).backward()
+    before = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    ours = trainer._get_grad_norm(model)
+    assert torch.equal(ours, unclipped_grad_norm(trainer.accelerator, model))
+    assert all(torch.equal(a, p.grad) for a, p in zip(before, (p for p in model.parameters() if p.grad is not None)))
+    theirs = trainer.accelerator.clip_grad_norm_(model.parameters(), float("inf"))
+    assert torch.equal(ours, theirs) and float(ours) > 0
+
+
 def test_train_start_collects_garbage_by_default(tmp_path, digits_dataset, monkeypatch):
     import gc
 
