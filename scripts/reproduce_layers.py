@@ -193,7 +193,7 @@ def findings(record: dict) -> list[str]:
     ours = {"erm": statistics.mean(erm["test_error"]),
             "sites": [(task.names[m], statistics.mean(methods[m]["test_error"])) for m in sites]}
     basis = ("the paper's Table 5 at weight decay 1e-4: ERM, the inputs, layers 1-5; ours: the mean test error of "
-             "each site over seeds")
+             "each site over seeds, compared as means even where, as the lines above say, the seeds' spread is wider")
     return lines + [""] + paper.findings_section(paper.compare(paper.site_checks, paper.table5_sites(), ours), basis)
 
 

@@ -166,6 +166,7 @@ PAGES = {
     "speech_lenet_erm_vs_mixup": ("reproduce_speech.py", "render"),
     "speech_vgg11_erm_vs_mixup": ("reproduce_speech.py", "render"),
     "vit_layers_fashion_mnist": ("reproduce_layers.py", "render"),
+    "text_layers_rotten_tomatoes": ("reproduce_layers.py", "render"),
 }
 
 
