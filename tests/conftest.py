@@ -31,6 +31,19 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = 1
 
 
+@pytest.fixture(autouse=True)
+def _restore_library_log_levels():
+    """Runners called in process (a script's ``main``) quiet transformers and datasets for good; the next test's
+    `hf-mixup train` takes its own logger's level from them, so each test starts with the levels it found."""
+    import datasets
+    import transformers
+
+    levels = transformers.utils.logging.get_verbosity(), datasets.utils.logging.get_verbosity()
+    yield
+    transformers.utils.logging.set_verbosity(levels[0])
+    datasets.utils.logging.set_verbosity(levels[1])
+
+
 def load_digits_arrays() -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's digits as float pixel tensors [N, 3, 8, 8] in [-1, 1] and int labels (1,797 real images)."""
     from sklearn.datasets import load_digits

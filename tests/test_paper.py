@@ -3,6 +3,7 @@ tables as tab-separated lines), and the findings' lines."""
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -11,13 +12,18 @@ import pytest
 from hf_mixup import paper
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_TEXT = ROOT.parent / "shared" / "paper" / "mixup-iclr2018.md"
+# The shared folder beside the checkout; a clone made elsewhere (e.g. /tmp) finds it at the workspace's own path.
+PAPER_CANDIDATES = [Path(os.environ["HF_MIXUP_PAPER"])] if os.environ.get("HF_MIXUP_PAPER") else []
+PAPER_CANDIDATES += [ROOT.parent / "shared" / "paper" / "mixup-iclr2018.md",
+                     Path("/work/shared/paper/mixup-iclr2018.md")]
 
 
 @pytest.fixture(scope="module")
 def text() -> str:
-    assert PAPER_TEXT.is_file(), f"the paper's text is read from {PAPER_TEXT} (the shared folder beside the checkout)"
-    return PAPER_TEXT.read_text()
+    found = next((path for path in PAPER_CANDIDATES if path.is_file()), None)
+    assert found is not None, (f"the paper's text is read from the shared folder beside the checkout (looked in "
+                               f"{', '.join(map(str, PAPER_CANDIDATES))}); set HF_MIXUP_PAPER to its path")
+    return found.read_text()
 
 
 def rows_between(text: str, start: str, end: str) -> list[list[str]]:
