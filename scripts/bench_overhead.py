@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import time
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +144,14 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--scratch", default="/tmp/hf_mixup_bench")
     parser.add_argument("--kinds", nargs="+", choices=KINDS, default=list(KINDS[:5]), help="configurations (erm always runs)")
     parser.add_argument("--model", choices=MODELS, default="resnet18", help="the model and data timed")
+    parser.add_argument("--flush_denormal", action="store_true",
+                        help="torch.set_flush_denormal(True): subnormal numbers computed as zero, so a mixed batch and a "
+                        "clean one cost the same arithmetic")
+    parser.add_argument("--plain_control", action="store_true",
+                        help="also time a plain PyTorch step (no Trainer, no hf_mixup) on one fixed clean batch and on "
+                        "the same batch mixed, for what the data's arithmetic alone costs")
     args = parser.parse_args(argv)
+    torch.set_flush_denormal(args.flush_denormal)
 
     kinds = ["erm", *[k for k in args.kinds if k != "erm"]]
     # One model object shared by the three trainers: the weights (and so the arithmetic, denormals
@@ -205,8 +213,54 @@ def main(argv: list[str] | None = None) -> dict:
         f"`{command_line(argv, __file__)}`",
         "",
     ]
+    if args.plain_control:
+        control = plain_control(model, data, args)
+        result["plain_pytorch_mixed_vs_clean"] = control
+        lines[-3:-3] = [
+            f"A control without hf_mixup: a plain PyTorch step (forward, loss, backward, SGD) of the same model on one "
+            f"fixed batch, clean and mixed once by hand (lam {control['lam']:.3f}, the pair-form loss): "
+            f"{control['clean_ms']:.2f} ms clean, {control['mixed_ms']:.2f} ms mixed, **{control['ratio']:.3f}x**. What "
+            "a mixed batch costs there is the model's arithmetic on other numbers, not the library.",
+            "",
+        ]
+    lines[2] += f" `torch.set_flush_denormal({args.flush_denormal})`."
     write_results(args.output, "\n".join(lines), result, argv=argv, script=__file__)
     return result
+
+
+def plain_control(model, data, args) -> dict:
+    """Median step of a plain PyTorch loop on one fixed batch, clean and mixed (interleaved rounds)."""
+    generator = torch.Generator().manual_seed(0)
+    batch = [data[i] for i in range(args.batch_size)]
+    inputs = {k: torch.stack([torch.as_tensor(b[k]) for b in batch]) for k in batch[0] if k != "labels"}
+    labels = torch.tensor([int(b["labels"]) for b in batch])
+    lam = float(torch.rand(1, generator=generator))  # Beta(1, 1)
+    perm = torch.randperm(args.batch_size, generator=generator)
+    key = "pixel_values" if "pixel_values" in inputs else None
+    mixed = dict(inputs)
+    if key is not None:
+        mixed[key] = lam * inputs[key] + (1 - lam) * inputs[key][perm]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss_fn = torch.nn.functional.cross_entropy
+
+    def step(batch_inputs, pair: bool) -> float:
+        start = time.perf_counter()
+        logits = model(**batch_inputs).logits
+        loss = loss_fn(logits, labels)
+        if pair:
+            loss = lam * loss + (1 - lam) * loss_fn(logits, labels[perm])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - start
+
+    times = {"clean": [], "mixed": []}
+    for r in range(args.rounds):
+        for name in (("clean", "mixed") if r % 2 == 0 else ("mixed", "clean")):
+            samples = [step(inputs if name == "clean" else mixed, name == "mixed") for _ in range(args.steps)]
+            times[name] += samples[args.warmup:]
+    clean, mixed_median = statistics.median(times["clean"]), statistics.median(times["mixed"])
+    return {"lam": lam, "clean_ms": clean * 1e3, "mixed_ms": mixed_median * 1e3, "ratio": mixed_median / clean}
 
 
 if __name__ == "__main__":
