@@ -35,7 +35,7 @@ import os
 import statistics
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from hf_mixup import paper
@@ -55,7 +55,7 @@ class Task:
     evaluated_on: str
     flags: tuple[str, ...] = ()
     default_batch_size: int = 32
-    needs: tuple[str, ...] = field(default=())  # prepared datasets: "fashion_mnist"
+    needs: tuple[str, ...] = ()  # prepared datasets: "fashion_mnist"
 
 
 TASKS = {

@@ -182,10 +182,10 @@ def plot(record: dict, output: str) -> None:
     """The error curves (mean over seeds per method) and the pooled reliability diagrams."""
     import numpy as np
 
-    from hf_mixup.hub.plots import _pyplot, plot_reliability
+    from hf_mixup.hub.plots import pyplot, plot_reliability
 
     runs = record["runs"]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for (method, name), color in zip(NAMES.items(), ("tab:grey", "tab:orange", "tab:blue")):
         cells = runs.get(method, [])

@@ -40,7 +40,8 @@ def aggregate(runs: list[dict[float, float]]) -> tuple[np.ndarray, np.ndarray, n
     return epochs, np.array([v.mean() for v in values]), np.array([v.std(ddof=1) if len(v) > 1 else 0 for v in values])
 
 
-def _pyplot():
+def pyplot():
+    """`matplotlib.pyplot` on the Agg backend (files only), or a ValueError saying how to install it."""
     try:
         import matplotlib
     except ImportError:
@@ -64,7 +65,7 @@ def _save(plt, fig, output: str, title: str | None) -> str:
 def plot_runs(erm: list[str], mixup: list[str], output: str, title: str | None = None) -> str:
     """Test error per epoch and training loss of ERM vs mixup runs (mean over runs, a band of +- one
     standard deviation), saved as a PNG at ``output``. Needs matplotlib (``pip install hf_mixup[plots]``)."""
-    plt = _pyplot()
+    plt = pyplot()
 
     fig, (ax_err, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     for label, dirs, color in (("ERM", erm, "tab:blue"), ("mixup", mixup, "tab:red")):
@@ -113,7 +114,7 @@ def plot_reliability(groups: dict[str, list[dict[str, list]]], output: str, titl
     ``output``. Needs matplotlib."""
     from ..metrics.functional import ece_of_bins
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(groups), figsize=(4.2 * len(groups), 4.2), squeeze=False)
     for ax, (method, runs) in zip(axes[0], groups.items()):
         bins = pool_bins(runs)
