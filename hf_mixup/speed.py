@@ -5,6 +5,8 @@ per-step work is a large share of it)."""
 from __future__ import annotations
 
 import torch
+from accelerate.optimizer import AcceleratedOptimizer
+from accelerate.utils import DistributedType, is_lomo_available
 
 
 def skip_gc_in_free_memory(accelerator) -> None:
@@ -31,11 +33,37 @@ def unclipped_grad_norm(accelerator, model: torch.nn.Module) -> torch.Tensor | N
     step of a small MLP here); the norm itself is the same `torch.nn.utils.get_total_norm`. None where this
     shortcut does not hold (several processes, FSDP, DeepSpeed, XLA, or a gradient scaler whose unscaling
     accelerate does first): the caller then takes transformers' own path."""
-    from accelerate.utils import DistributedType
-
     if accelerator.distributed_type != DistributedType.NO or accelerator.scaler is not None:
         return None
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     if not grads:
         return None
     return torch.nn.utils.get_total_norm(grads, 2.0)
+
+
+class LeanAcceleratedOptimizer(AcceleratedOptimizer):
+    """accelerate's `AcceleratedOptimizer` whose `step` leaves out the two `is_lomo_available()` lookups that
+    accelerate's makes every call: each searches `sys.path` for the package (about 0.15 ms here, so 0.3 ms of the
+    table MLP's 1 ms step). What is left is what accelerate's `step` does without a gradient scaler, off XLA and
+    for an optimizer that is not LOMO (`lean_optimizer_step` checks all three once): step the wrapped optimizer
+    when the gradients are synchronised."""
+
+    def step(self, closure=None):
+        if self.gradient_state.sync_gradients:
+            self.optimizer.step(closure)
+
+
+def lean_optimizer_step(optimizer) -> bool:
+    """Make this one prepared optimizer a `LeanAcceleratedOptimizer` where its step is the same (no scaler, not XLA,
+    not LOMO); returns whether it did. Other optimizers in the process keep accelerate's class."""
+    if type(optimizer) is not AcceleratedOptimizer or optimizer.scaler is not None:
+        return False
+    if optimizer.accelerator_state.distributed_type == DistributedType.XLA:
+        return False
+    if is_lomo_available():
+        from lomo_optim import AdaLomo, Lomo
+
+        if isinstance(optimizer.optimizer, (Lomo, AdaLomo)):
+            return False
+    optimizer.__class__ = LeanAcceleratedOptimizer
+    return True

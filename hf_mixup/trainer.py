@@ -37,7 +37,7 @@ from .mixing import Mixer, derive_seed, select_input_keys
 from .neighbours import PARTNER_PREFIX, PartnerDataset, knn_partner_dataset
 from .schedules import trainer_step_schedule
 from .sites import DatasetPartners, Mixed, Premixed, Site, holds_token_ids, site_for, unmixed
-from .speed import skip_gc_in_free_memory, unclipped_grad_norm
+from .speed import lean_optimizer_step, skip_gc_in_free_memory, unclipped_grad_norm
 
 # The input a `batch_transform` augments, and the stream of `derive_seed` that seeds it (the mixer's is the rank).
 INPUT_KEY = "pixel_values"
@@ -159,6 +159,7 @@ class MixupTrainer(Trainer):
             self.train_dataset = knn_partner_dataset(self, self.train_dataset)
         self._site: tuple[nn.Module, bool, Site] | None = None
         self._unwrapped: tuple[nn.Module, nn.Module] | None = None
+        self._parameter_count: tuple[nn.Module, int] | None = None  # floating_point_ops: the model and its count
         self._token_ids = False
         if args.mixup_layer:
             self._site_of(self.model)  # a model without that site fails here
@@ -352,10 +353,22 @@ class MixupTrainer(Trainer):
             grad_norm = unclipped_grad_norm(self.accelerator, model)
         return super()._get_grad_norm(model, grad_norm=grad_norm)
 
+    def floating_point_ops(self, inputs: dict[str, Any]) -> int:
+        """`Trainer.floating_point_ops` (the logged ``total_flos``) with the model's parameter count taken once per
+        `train()` call: transformers counts them again every step (`num_parameters` walks every module)."""
+        main_input = getattr(self.model, "main_input_name", "input_ids")
+        if main_input not in inputs or not hasattr(self.model, "num_parameters"):
+            return 0
+        if self._parameter_count is None or self._parameter_count[0] is not self.model:
+            self._parameter_count = (self.model, self.model.num_parameters(exclude_embeddings=True))
+        return 6 * inputs[main_input].numel() * self._parameter_count[1]
+
     # -- schedule and log ---------------------------------------------------------------------------
     def create_scheduler(self, num_training_steps: int, optimizer=None):
         """With `lr_milestones`: linear warm-up from `warmup_start_factor * learning_rate`, then the learning
         rate times `lr_gamma` at each milestone epoch (the paper's step schedules, `hf_mixup.schedules`)."""
+        if optimizer is None:  # the prepared optimizer, before the scheduler wraps its step
+            lean_optimizer_step(self.optimizer)
         if self.lr_scheduler is not None or not self.args.lr_milestones:
             return super().create_scheduler(num_training_steps, optimizer)
         self.lr_scheduler = trainer_step_schedule(self, num_training_steps, optimizer or self.optimizer)
@@ -390,6 +403,7 @@ class MixupTrainer(Trainer):
         first (the collator draws while batches are collated, before the Trainer restores its own RNG states)."""
         if not getattr(self, "_inputs_checked", False):
             self.check_inputs()
+        self._parameter_count = None
         if self.args.should_save:
             clear_partial_checkpoints(self.args.output_dir)
         if resume_from_checkpoint:

@@ -351,6 +351,83 @@ def test_the_unclipped_gradient_norm_is_accelerates_and_leaves_the_gradients_alo
     assert torch.equal(ours, theirs) and float(ours) > 0
 
 
+def test_the_lean_optimizer_step_trains_the_same_weights_without_accelerates_lookups(
+        tmp_path, digits_dataset, monkeypatch):
+    """The prepared optimizer steps without accelerate's two `is_lomo_available()` lookups a call, only this
+    trainer's optimizer changes class, and the weights are bit-identical to accelerate's own step (with
+    gradient accumulation)."""
+    import accelerate.optimizer
+    from accelerate.optimizer import AcceleratedOptimizer
+
+    import hf_mixup.trainer
+    from hf_mixup.speed import LeanAcceleratedOptimizer
+
+    def run(lean: bool):
+        if not lean:
+            monkeypatch.setattr(hf_mixup.trainer, "lean_optimizer_step", lambda optimizer: False)
+        torch.manual_seed(0)
+        args = make_args(tmp_path / str(lean), max_steps=4, gradient_accumulation_steps=2)
+        trainer = MixupTrainer(model=tiny_resnet(), args=args, train_dataset=digits_dataset)
+        lookups = []
+        lookup = accelerate.optimizer.is_lomo_available
+        monkeypatch.setattr(accelerate.optimizer, "is_lomo_available", lambda: lookups.append(1) or lookup())
+        trainer.train()
+        monkeypatch.undo()
+        return trainer, lookups
+
+    lean, lean_lookups = run(True)
+    theirs, their_lookups = run(False)
+    assert type(lean.optimizer) is LeanAcceleratedOptimizer and lean_lookups == []
+    assert type(theirs.optimizer) is AcceleratedOptimizer and len(their_lookups) == 2 * 4
+    assert vars(AcceleratedOptimizer)["step"].__module__ == "accelerate.optimizer"
+    assert lean.state.global_step == theirs.state.global_step == 4
+    for a, b in zip(lean.model.state_dict().values(), theirs.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_the_lean_optimizer_step_skips_unsynchronised_steps_as_accelerate_does():
+    """Inside `accelerator.accumulate` (gradients not synchronised) neither step moves a weight; synchronised,
+    both take the same step. A scaler, or XLA, keeps accelerate's class."""
+    from accelerate import Accelerator
+
+    from hf_mixup.speed import LeanAcceleratedOptimizer, lean_optimizer_step
+
+    results = []
+    for lean in (True, False):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        accelerator = Accelerator(cpu=True)
+        model, optimizer = accelerator.prepare(model, torch.optim.SGD(model.parameters(), lr=0.5))
+        if lean:
+            assert lean_optimizer_step(optimizer) and type(optimizer) is LeanAcceleratedOptimizer
+        start = model.weight.detach().clone()
+        model(torch.ones(4, 3)).sum().backward()
+        accelerator.gradient_state._set_sync_gradients(False)
+        optimizer.step()
+        assert torch.equal(model.weight, start)
+        accelerator.gradient_state._set_sync_gradients(True)
+        optimizer.step()
+        assert not torch.equal(model.weight, start)
+        results.append(model.weight.detach().clone())
+        accelerator.free_memory()
+    assert torch.equal(*results)
+    optimizer = Accelerator(cpu=True).prepare_optimizer(torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=1))
+    optimizer.scaler = object()
+    assert lean_optimizer_step(optimizer) is False and type(optimizer) is not LeanAcceleratedOptimizer
+
+
+def test_the_parameter_count_of_total_flos_is_taken_once_a_train_call(tmp_path, digits_dataset, monkeypatch):
+    trainer = MixupTrainer(model=tiny_resnet(), args=make_args(tmp_path, max_steps=3), train_dataset=digits_dataset)
+    count = trainer.model.num_parameters(exclude_embeddings=True)
+    calls = []
+    monkeypatch.setattr(trainer.model, "num_parameters",
+                        lambda **kwargs: calls.append(kwargs) or count)
+    trainer.train()
+    assert calls == [{"exclude_embeddings": True}]
+    pixels = next(iter(trainer.get_train_dataloader()))["pixel_values"]
+    assert trainer.state.total_flos == 3 * 6 * pixels.numel() * count
+
+
 def test_train_start_collects_garbage_by_default(tmp_path, digits_dataset, monkeypatch):
     import gc
 
