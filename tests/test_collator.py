@@ -140,11 +140,25 @@ def test_the_trainer_refuses_fractional_warmup_with_a_collator(tmp_path):
                      data_collator=DataCollatorForMixup())
 
 
-@pytest.mark.parametrize("build", [tiny_vit, tiny_resnet], ids=["vit", "timm"])
+def transformers_vit(num_labels: int = 10):
+    """transformers' own ViTForImageClassification (the issue's model): its forward takes **kwargs, so the extra
+    batch keys pass and its loss, given soft labels, would train it as multi-label with BCE without any error."""
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(0)
+    return ViTForImageClassification(ViTConfig(
+        hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, image_size=8, patch_size=4,
+        num_labels=num_labels,
+    ))
+
+
+@pytest.mark.parametrize("build", [tiny_vit, tiny_resnet, transformers_vit], ids=["vit", "timm", "transformers-vit"])
 @pytest.mark.parametrize("workers", [0, 2], ids=["main-process", "workers"])
 def test_a_plain_trainer_is_stopped_before_the_first_step(tmp_path, digits_dataset, build, workers):
     """A plain transformers.Trainer would pass the soft labels to the model (multi-label BCE, problem_type
-    switched for good) and mix evaluation: the collator stops it at the first batch, naming MixupTrainer."""
+    switched for good) and mix evaluation: the collator stops it at the first batch, naming MixupTrainer.
+    The timm models would fail on the unknown `mixup_lambda` key anyway; transformers' ViT would not, so it is
+    the case where a missing stop trains silently as multi-label."""
     from transformers import Trainer, TrainingArguments
 
     model = build()
