@@ -10,9 +10,11 @@ import os
 import pickle
 
 import pytest
+import torch
 from conftest import digits_dataset  # noqa: F401  (fixture)
 from conftest import mixup_args, tiny_resnet
 from huggingface_hub import ModelCard
+from safetensors.torch import load_file
 from test_cli import one_line_error
 
 from hf_mixup import MixupTrainer
@@ -80,18 +82,32 @@ def test_the_same_command_on_a_finished_run_does_nothing(finished_run, caplog):
     assert "holds a finished run with these settings: nothing to do" in caplog.text
 
 
-def test_overwrite_output_dir_starts_over(finished_run, tmp_path):
+def test_overwrite_output_dir_starts_over(finished_run, tmp_path, caplog):
     out, _ = finished_run
     copy = tmp_path / "copy"
     os.system(f"cp -a {out} {copy}")
     (copy / "notes.txt").write_text("mine")
-    train.main(WINE + ["--output_dir", str(copy), "--mixup_alpha", "0.2", "--overwrite_output_dir", "true"])
+    (copy / ".partial-checkpoint-6").mkdir()  # what an interrupted save of the old run left
+    # A shorter run (2 steps, one checkpoint): nothing of the old run may outlive the overwrite.
+    flags = ["--mixup_alpha", "0.2", "--max_steps", "2"]
+    with caplog.at_level("WARNING", logger="hf_mixup.train"):
+        train.main(WINE + ["--output_dir", str(copy), *flags, "--overwrite_output_dir", "true"])
+    assert "--overwrite_output_dir: removed the previous run from" in caplog.text
     record = read_run_settings(str(copy))
     assert record["training"]["mixup_alpha"] == 0.2 and record["finished"] is True
     assert "| mixup_alpha | 0.2 |" in ModelCard.load(copy / "README.md").text
     assert (copy / "notes.txt").read_text() == "mine"  # not a file of the run
-    for step in (2, 4):
-        assert read_run_settings(str(copy / f"checkpoint-{step}"))["training"]["mixup_alpha"] == 0.2
+    assert sorted(p.name for p in copy.iterdir() if "checkpoint" in p.name) == ["checkpoint-2"]
+    assert read_run_settings(str(copy / "checkpoint-2"))["training"]["mixup_alpha"] == 0.2
+    # Started from scratch: the weights of the same command on an empty folder, bit for bit.
+    fresh = tmp_path / "fresh"
+    train.main(WINE + ["--output_dir", str(fresh), *flags])
+    expected, got = load_file(str(fresh / "model.safetensors")), load_file(str(copy / "model.safetensors"))
+    assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+    # And the folder now holds this run alone: the same command again finds it finished.
+    before = snapshot(copy)
+    train.main(WINE + ["--output_dir", str(copy), *flags])
+    assert snapshot(copy) == before
 
 
 def test_an_unrecorded_run_is_not_resumed(finished_run, tmp_path, capsys):
@@ -165,3 +181,26 @@ def test_publish_unpickles_nothing_from_a_run_folder(finished_run, tmp_path):
     assert not marker.exists()
     assert run.method == "mixup" and run.args.learning_rate == 0.002 and run.args.world_size == 1
     assert "| mixup_alpha | 1.0 |" in card
+
+
+def test_the_publish_command_unpickles_nothing_from_either_run_folder(finished_run, tmp_path, monkeypatch):
+    """`hf-mixup publish` as a whole (both folders read, curves, reliability, staging, the push to a Hub that
+    writes into a local cache), on an ERM/mixup pair whose training_args.bin would run code when unpickled."""
+    from hub_layout import FakeHub
+
+    from hf_mixup.cli import publish
+
+    out, _ = finished_run
+    mixup, erm = tmp_path / "mixup", tmp_path / "erm"
+    os.system(f"cp -a {out} {mixup}")
+    train.main(WINE + ["--output_dir", str(erm), "--mixup_alpha", "0"])
+    markers = {folder: tmp_path / f"executed-{folder.name}" for folder in (erm, mixup)}
+    for folder, marker in markers.items():  # written as the Trainer writes the file (torch.save)
+        torch.save(Payload(str(marker)), folder / "training_args.bin")
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    hub = FakeHub(tmp_path / "hub").install(monkeypatch)
+    args = ["--erm", str(erm), "--mixup", str(mixup), "--namespace", "someone", "--stage_dir", str(tmp_path / "staged")]
+    assert publish.main(args + ["--dry_run"]) == 0
+    assert publish.main(args) == 0
+    assert len(hub.commits) == 2
+    assert not any(marker.exists() for marker in markers.values()), "hf-mixup publish unpickled training_args.bin"
