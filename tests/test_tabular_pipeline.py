@@ -104,6 +104,15 @@ def test_import_registers_both_tasks_and_registration_imports_nothing_heavy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+    # `import hf_mixup` alone registers both (this module imports hf_mixup.pipelines itself, so it cannot tell).
+    code = (
+        "import hf_mixup\n"
+        "from transformers.pipelines import check_task\n"
+        "print([check_task(t)[1]['impl'].__name__ for t in ('tabular-classification', 'tabular-regression')])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "['TabularClassificationPipeline', 'TabularRegressionPipeline']"
 
 
 def test_classification_on_a_dict_a_list_and_a_dataframe_matches_the_model(iris_run):
