@@ -149,3 +149,26 @@ def test_the_readme_front_page_is_short_and_its_docs_links_resolve():
         assert (ROOT / target).is_file(), f"README.md links to {target}, which does not exist"
         if anchor:
             assert anchor in markdown_anchors(ROOT / target), f"README.md links to {target}#{anchor}: no such heading"
+
+
+def results_tables(text: str) -> list[str]:
+    """The Markdown tables of ``text`` with an ERM column (results, not settings)."""
+    tables = re.findall(r"(?:^\|.*\|[ \t]*\n?)+", text, re.M)
+    return [table for table in tables if re.search(r"^\|.*\|\s*ERM\s*\|", table.splitlines()[0])]
+
+
+def test_the_readme_keeps_one_results_table_linking_the_reproductions():
+    """Issue 19 J: one "where mixup pays off" table on the front page, each row and the section linking
+    docs/reproductions.md, where every other results table lives."""
+    text = (ROOT / "README.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.M)
+    pays_off = [s for s in sections if "where mixup pays off" in s.splitlines()[0].lower()]
+    assert len(pays_off) == 1, "README.md needs one '## ...where mixup pays off' section"
+    tables = results_tables(text)
+    assert len(tables) == 1, (
+        f"README.md holds {len(tables)} results tables: keep one, move the others to docs/reproductions.md"
+    )
+    assert tables[0] in pays_off[0], "the results table belongs under 'where mixup pays off'"
+    assert "](docs/reproductions.md)" in pays_off[0], "the section links docs/reproductions.md"
+    rows = tables[0].strip().splitlines()[2:]
+    assert rows and all("](docs/reproductions.md#" in row for row in rows), "each row links its reproduction"
