@@ -108,6 +108,23 @@ def test_a_label_column_of_numbers_and_strings_is_one_line(tmp_path, capsys):
     assert "label column 'label' mixes numbers and strings (e.g. 'cat')" in one_line_error(capsys, code)
 
 
+def test_a_table_label_column_of_lists_is_one_line(tmp_path, capsys):
+    """Float labels of a width (soft labels, several labels in one cell) are no table label: one line, not a
+    pandas traceback; the same ValueError from the preprocessing's fit in the API."""
+    from hf_mixup.data.tabular import TabularPreprocessor
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps({"a": i / 10, "label": [0.5, 0.5] if i % 2 else [1.0, 0.0]}) + "\n"
+                            for i in range(60)))
+    code = train.run(["--dataset_name", str(path), "--output_dir", str(tmp_path / "run")], prog="hf-mixup train")
+    line = one_line_error(capsys, code)
+    assert "label column 'label' holds several values per row (e.g. [" in line and "one 0/1 column per label" in line
+    assert not (tmp_path / "run").exists()
+    several = r"label column 'y' holds several values per row \(e\.g\. \[0\.2, 0\.8\] in 1 row"
+    with pytest.raises(ValueError, match=several):
+        TabularPreprocessor.fit({"a": [1.0, 2.0, 3.0], "y": [0, 1, [0.2, 0.8]]}, "y")
+
+
 def test_zero_epochs_and_batches_in_the_api():
     with pytest.raises(ValueError, match="per_device_train_batch_size must be an int >= 1"):
         MixupArguments(output_dir="unused", per_device_train_batch_size=0)

@@ -82,6 +82,20 @@ def _label_order(column: str):
     return key
 
 
+def _check_one_label_per_row(series, column: str) -> None:
+    """A table's label column holds one class or target per row: lists or arrays (soft labels, several labels in
+    one cell) are refused with the column, an example and what to give instead."""
+    nested = series[series.map(lambda v: isinstance(v, (list, tuple, dict, set, np.ndarray)))]
+    if len(nested):
+        example = repr(nested.iloc[0] if not isinstance(nested.iloc[0], np.ndarray) else nested.iloc[0].tolist())
+        example = example if len(example) <= 40 else example[:37] + "..."
+        raise ValueError(
+            f"label column {column!r} holds several values per row (e.g. {example} in {len(nested)} row(s)): a table "
+            "takes one class or target per row in each label column; for several labels give one 0/1 column per "
+            "label (--label_column a b ...)"
+        )
+
+
 def _category(value: Any) -> str | None:
     """A value as the text that names its category or class: the same text whether the column holds
     ints, or floats because a gap made pandas upcast it (1 and 1.0 are both "1")."""
@@ -163,6 +177,8 @@ class TabularPreprocessor(FeatureExtractionMixin):
         missing_columns = [c for c in labels + list(feature_columns or []) if c not in frame.columns]
         if missing_columns:
             raise ValueError(f"columns {missing_columns} are not in the table; its columns are {list(frame.columns)}")
+        for column in labels:
+            _check_one_label_per_row(frame[column], column)
         features = list(feature_columns) if feature_columns else [c for c in frame.columns if c not in labels]
         overlap = sorted(set(features) & set(labels))
         if overlap:
