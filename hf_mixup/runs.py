@@ -73,6 +73,10 @@ def differing_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[s
                 continue
             if before[name] != now[name]:
                 differences.append(f"{name} ({before[name]!r} there, {now[name]!r} here)")
+    # The processes split each batch and draw their own partners: another number gives other weights.
+    before, now = saved.get("world_size"), current.get("world_size")
+    if before is not None and now is not None and before != now:
+        differences.append(f"the number of processes ({before} there, {now} here)")
     return differences
 
 

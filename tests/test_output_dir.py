@@ -153,6 +153,13 @@ def test_neutral_fields_are_not_compared_unless_they_pick_the_best_model():
     assert differing_settings(best, {"training": {**best["training"], "eval_steps": 20}}) == ["eval_steps (10 there, 20 here)"]
 
 
+def test_another_number_of_processes_is_a_differing_setting():
+    saved = {"training": {"seed": 1}, "world_size": 2}
+    assert differing_settings(saved, {**saved, "world_size": 2}) == []
+    assert differing_settings(saved, {**saved, "world_size": 1}) == ["the number of processes (2 there, 1 here)"]
+    assert differing_settings({"training": {"seed": 1}}, {**saved, "world_size": 1}) == []  # an older record
+
+
 class Payload:
     """Unpickling this runs code: it writes a file."""
 
