@@ -7,6 +7,7 @@ Each check raises a `ValueError` that names the column, the bad values and what 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ _SHOWN = 5
 
 
 def _shown(values) -> str:
-    values = sorted(set(np.asarray(values).tolist()))
+    values = sorted(set(np.asarray(values).tolist()), key=lambda v: (isinstance(v, str), v))  # numbers, then strings
     more = f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else ""
     return ", ".join(str(v) for v in values[:_SHOWN]) + more
 
@@ -80,15 +81,45 @@ def check_float_labels(values: np.ndarray, num_labels: int, problem_type: str, *
 
 
 def label_values(dataset, label_keys) -> tuple[str, Any, np.ndarray] | None:
-    """``(column, feature, values)`` of the first of ``label_keys`` in a `datasets.Dataset` (read from the
-    Arrow table, without running its transform or decoding any image), or None for another kind of dataset."""
+    """``(column, feature, values)`` of the first of ``label_keys`` in a dataset whose labels can be read without
+    loading its inputs: a `datasets.Dataset` (from the Arrow table, without running its transform or decoding any
+    image), a list or tuple of example dicts, or a dataset holding its labels as one tensor (`TensorTable`,
+    `InMemoryImages`). None for any other kind (a map-style dataset that loads each example when asked): those are
+    checked batch by batch in the loss."""
+    if isinstance(dataset, (list, tuple)):
+        return _sequence_label_values(dataset, label_keys)
+    labels = getattr(dataset, "labels", None)
+    if isinstance(labels, torch.Tensor) and hasattr(dataset, "__getitems__") and "labels" in label_keys:
+        return "labels", None, labels.detach().cpu().numpy()
     if not (hasattr(dataset, "features") and hasattr(dataset, "with_format") and hasattr(dataset, "column_names")):
         return None
     column = next((key for key in label_keys if key in dataset.column_names), None)
     if column is None or len(dataset) == 0:
         return None
     raw = dataset.with_format("numpy", columns=[column])[:][column]
-    feature = dataset.features[column]
+    return _stacked(column, dataset.features[column], raw)
+
+
+def _sequence_label_values(examples, label_keys) -> tuple[str, Any, np.ndarray] | None:
+    if not examples or not all(isinstance(example, Mapping) for example in examples):
+        return None
+    column = next((key for key in label_keys if key in examples[0]), None)
+    if column is None:
+        return None
+    missing = next((i for i, example in enumerate(examples) if column not in example), None)
+    if missing is not None:
+        raise ValueError(f"example {missing} has no {column!r} but example 0 has: give every example a label")
+    raw = [example[column] for example in examples]
+    raw = [value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value for value in raw]
+    if all(np.ndim(value) == 0 for value in raw):
+        kinds = {np.asarray(value).dtype.kind for value in raw}
+        if kinds & set("USO") and kinds - set("USO"):  # numbers and strings: keep them apart, as Arrow would not
+            return column, None, np.asarray(raw, dtype=object)
+        return column, None, np.asarray(raw)
+    return _stacked(column, None, raw)
+
+
+def _stacked(column: str, feature, raw) -> tuple[str, Any, np.ndarray]:
     if isinstance(raw, np.ndarray) and raw.dtype != object:
         return column, feature, raw
     try:
@@ -102,8 +133,8 @@ def label_values(dataset, label_keys) -> tuple[str, Any, np.ndarray] | None:
 
 def check_dataset_labels(dataset, label_keys, num_labels: int, problem_type: str, *, split: str,
                          allow_ignored: bool) -> None:
-    """The label column of a `datasets.Dataset` against the model (see `check_class_ids`, `check_float_labels`);
-    other datasets are checked batch by batch in the loss."""
+    """The labels of ``dataset`` against the model (see `check_class_ids`, `check_float_labels`), where
+    `label_values` can read them; other datasets are checked batch by batch in the loss."""
     found = label_values(dataset, label_keys)
     if found is None:
         return

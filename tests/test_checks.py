@@ -72,12 +72,45 @@ def test_float_labels_of_the_wrong_width_and_strings(tmp_path, digits_arrays):
     trainer_for(tmp_path, good).check_inputs()
 
 
+class LoadedWhenAsked(torch.utils.data.Dataset):
+    """A map-style dataset that makes each example when asked (as one reading files would)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
 def test_a_dataset_the_checks_cannot_read_ahead_is_checked_per_batch(tmp_path, digits_arrays):
     pixels, labels = digits_arrays
     rows = [{"pixel_values": pixels[i], "label": int(labels[i]) if i != 2 else 18} for i in range(16)]
-    trainer = trainer_for(tmp_path, rows)
+    trainer = trainer_for(tmp_path, LoadedWhenAsked(rows))
+    trainer.check_inputs()  # nothing read ahead
     with pytest.raises(ValueError, match="found 18 in 1 example"):
         trainer.train()
+
+
+def test_examples_in_a_list_and_labels_in_one_tensor_are_checked_before_the_first_step(tmp_path, digits_arrays):
+    from hf_mixup.data.tabular import TensorTable
+
+    pixels, labels = digits_arrays
+    rows = [{"pixel_values": pixels[i], "label": int(labels[i])} for i in range(64)]
+    rows[40]["label"] = 18  # in a batch that two steps of 8 never reach
+    for dataset in (rows, tuple(rows)):
+        with pytest.raises(ValueError, match=r"training labels in 'label' must be class ids in 0..9.*found 18 in 1"):
+            trainer_for(tmp_path, dataset).check_inputs()
+    rows[40]["label"] = torch.tensor(3)  # tensors in the examples are read too
+    trainer_for(tmp_path, rows).check_inputs()
+    rows[40]["label"] = "cat"
+    with pytest.raises(ValueError, match="training labels in 'label' are not numbers"):
+        trainer_for(tmp_path, rows).check_inputs()
+    table = TensorTable(torch.zeros(64, 4), torch.tensor([i % 10 for i in range(63)] + [12]))
+    with pytest.raises(ValueError, match=r"training labels in 'labels' must be class ids in 0..9.*found 12"):
+        trainer_for(tmp_path, table).check_inputs()
 
 
 def test_cutmix_needs_two_spatial_axes(tmp_path, digits_dataset):
