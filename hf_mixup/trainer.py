@@ -99,7 +99,7 @@ class MixupTrainer(Trainer):
         skip_gc_at_train_start: on the CPU only, let this trainer's `accelerator.free_memory()` (called
             at the start of every `train()`) drop its references without the full `gc.collect()`, whose
             cost grows with everything the process holds: worth it for many short `train()` calls on a
-            small model (results/bench_tabular.md: 456 -> 539 steps/s on 10 epochs of the UCI MLP). Off by
+            small model (results/bench_tabular.md: 589 -> 723 steps/s on 10 epochs of the UCI MLP). Off by
             default; ignored on other devices and with DeepSpeed.
         batch_transform: a callable on the training batch's ``pixel_values``, on the device, before mixing
             (e.g. [`~hf_mixup.data.in_memory.CifarCrop`] with an `InMemoryImages` dataset, the fast path); its
