@@ -154,6 +154,18 @@ def render(record: dict) -> str:
     return "\n".join(lines)
 
 
+def spread_words(runs: dict, method: str, key: str = "test_error") -> str:
+    """Whether the gap in mean ``key`` between ``method`` and ERM is larger than the seeds move either one: the
+    larger of the two standard deviations over seeds. With one seed of either, the spread is unknown."""
+    ours, erm = [c[key] for c in runs[method]], [c[key] for c in runs["erm"]]
+    if min(len(ours), len(erm)) < 2:
+        return f"{min(len(ours), len(erm))} seed: the seeds' spread is not known yet"
+    spread = max(statistics.stdev(ours), statistics.stdev(erm))
+    gap = abs(statistics.mean(ours) - statistics.mean(erm))
+    return (f"a gap of {100 * gap:.2f} points, " + ("more" if gap > spread else "less")
+            + f" than the seeds' spread of {100 * spread:.2f}")
+
+
 def verdict(runs: dict) -> list[str]:
     """One line per claim, in words, from the table."""
     if "erm" not in runs or len(runs) < 2:
@@ -170,8 +182,9 @@ def verdict(runs: dict) -> list[str]:
         word = "lower" if last < erm_last else "higher"
         lines.append(
             f"- {NAMES[method]}: last test error {100 * last:.2f} % against ERM's {100 * erm_last:.2f} % ({word}: "
-            f"{'agrees' if last < erm_last else 'differs'} with the paper's direction); best {100 * best:.2f} % "
-            f"against {100 * erm_best:.2f} %; ECE {100 * ece:.2f} % against {100 * erm_ece:.2f} %."
+            f"{'agrees' if last < erm_last else 'differs'} with the paper's direction; {spread_words(runs, method)}); "
+            f"best {100 * best:.2f} % against {100 * erm_best:.2f} %; ECE {100 * ece:.2f} % against "
+            f"{100 * erm_ece:.2f} %."
         )
     lines.append(f"- ERM's training error ends at {100 * erm_train:.2f} %: "
                  + ("it fits the training set." if erm_train < 0.01 else "it does not fit the training set yet."))
