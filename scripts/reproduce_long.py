@@ -230,7 +230,7 @@ def candidates(output: str) -> None:
 
     from hf_mixup.models import create_timm_classifier
 
-    rows = []
+    rows, totals = [], {}
     for name, architecture, kwargs in CANDIDATES:
         torch.manual_seed(0)
         model = create_timm_classifier(architecture, [str(i) for i in range(10)], image_size=28, model_args=kwargs).timm_model
@@ -247,19 +247,24 @@ def candidates(output: str) -> None:
         step = statistics.median(times[3:])
         epoch_minutes = 60000 / 128 * step / 60
         params = sum(p.numel() for p in model.parameters()) / 1e6
-        rows.append(f"| {name} | {params:.2f} M | {1000 * step:.0f} | {epoch_minutes:.1f} | {100 * epoch_minutes / 60:.1f} |")
+        hours = 100 * epoch_minutes / 60
+        totals[name] = 9 * hours
+        rows.append(f"| {name} | {params:.2f} M | {1000 * step:.0f} | {epoch_minutes:.1f} | {hours:.1f} | {9 * hours:.1f} |")
         print(rows[-1], flush=True)
     text = "\n".join([
         "# Which model for the long schedule: step time of the candidates",
         "",
         f"Batch 128 of 28x28 grey images, a forward, backward and SGD step, median of 12 steps ({describe_machine()}).",
         "",
-        "| model | parameters | step (ms) | epoch of 60,000 (min) | 100 epochs (h) |",
-        "|---|---|---|---|---|",
+        "| model | parameters | step (ms) | epoch of 60,000 (min) | 100 epochs (h) | nine runs (h) |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
-        "Nine runs (ERM, mixup alpha 0.2 and 1; three seeds) of 100 epochs must fit a few sittings of a 2-core CPU: "
-        "the MLP does, the ResNets (the paper's family) would take days.",
+        "Bare training steps only: a run also evaluates and saves a checkpoint after every epoch. The grid is nine runs "
+        "(ERM, mixup alpha 0.2 and 1; three seeds) of 100 epochs, to fit two or three 3-hour sittings of this 2-core "
+        "machine shared with other work: " + "; ".join(f"{name} {hours:.1f} h" for name, hours in totals.items())
+        + " of bare steps. Only the MLP fits; the ResNets (the paper's family) would take several "
+        "times the budget.",
         "",
         f"`{command_line(None, __file__)}`",
         "",
