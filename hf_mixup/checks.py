@@ -20,7 +20,10 @@ _SHOWN = 5
 
 
 def _shown(values) -> str:
-    values = sorted(set(np.asarray(values).tolist()), key=lambda v: (isinstance(v, str), v))  # numbers, then strings
+    try:
+        values = sorted(set(np.asarray(values).tolist()), key=lambda v: (isinstance(v, str), v))  # numbers, strings
+    except TypeError:  # None, dicts, other objects: shown as written
+        values = sorted({repr(v) for v in np.asarray(values, dtype=object).ravel().tolist()})
     more = f" and {len(values) - _SHOWN} more" if len(values) > _SHOWN else ""
     return ", ".join(str(v) for v in values[:_SHOWN]) + more
 
@@ -80,17 +83,17 @@ def check_float_labels(values: np.ndarray, num_labels: int, problem_type: str, *
         )
 
 
-def label_values(dataset, label_keys) -> tuple[str, Any, np.ndarray] | None:
+def label_values(dataset, label_keys, *, read_examples: bool = True) -> tuple[str, Any, np.ndarray] | None:
     """``(column, feature, values)`` of the first of ``label_keys`` in a dataset whose labels can be read without
     loading its inputs: a `datasets.Dataset` (from the Arrow table, without running its transform or decoding any
-    image), a list or tuple of example dicts, or a dataset holding its labels as one tensor (`TensorTable`,
-    `InMemoryImages`). None for any other kind (a map-style dataset that loads each example when asked): those are
-    checked batch by batch in the loss."""
+    image) and, with ``read_examples`` (the collator passes labels through unchanged), a list or tuple of example
+    dicts or hf_mixup's `TensorTable` / `InMemoryImages` (one label tensor). None for any other kind (a map-style
+    dataset that loads each example when asked): those are checked batch by batch in the loss."""
     if isinstance(dataset, (list, tuple)):
-        return _sequence_label_values(dataset, label_keys)
+        return _sequence_label_values(dataset, label_keys) if read_examples else None
     labels = getattr(dataset, "labels", None)
-    if isinstance(labels, torch.Tensor) and hasattr(dataset, "__getitems__") and "labels" in label_keys:
-        return "labels", None, labels.detach().cpu().numpy()
+    if _holds_label_tensor(dataset, labels):
+        return ("labels", None, _numpy(labels)) if read_examples and "labels" in label_keys else None
     if not (hasattr(dataset, "features") and hasattr(dataset, "with_format") and hasattr(dataset, "column_names")):
         return None
     column = next((key for key in label_keys if key in dataset.column_names), None)
@@ -98,6 +101,36 @@ def label_values(dataset, label_keys) -> tuple[str, Any, np.ndarray] | None:
         return None
     raw = dataset.with_format("numpy", columns=[column])[:][column]
     return _stacked(column, dataset.features[column], raw)
+
+
+def passes_labels_through(collator) -> bool:
+    """Whether ``collator`` (or the base collator of a `DataCollatorForMixup`) hands the examples' labels to the
+    batch as they are: transformers' default collators, padding collators and hf_mixup's `collate_batches`. A
+    collator of your own may encode them (strings to ids, lists of ids to multi-hot rows), so the examples' raw
+    labels say nothing before it runs."""
+    from transformers import DataCollatorWithPadding, DefaultDataCollator, default_data_collator
+
+    from .collator import DataCollatorForMixup
+    from .data.in_memory import collate_batches
+
+    if isinstance(collator, DataCollatorForMixup):
+        collator = collator.base_collator
+    return collator is default_data_collator or collator is collate_batches or isinstance(
+        collator, (DefaultDataCollator, DataCollatorWithPadding))
+
+
+def _holds_label_tensor(dataset, labels) -> bool:
+    """hf_mixup's in-memory datasets: one label per example in one tensor."""
+    return (isinstance(labels, torch.Tensor) and type(dataset).__module__.startswith("hf_mixup.data.")
+            and type(dataset).__name__ in ("TensorTable", "InMemoryImages") and labels.ndim >= 1
+            and len(labels) == len(dataset))
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    tensor = tensor.detach().cpu()
+    if tensor.is_floating_point() and tensor.dtype not in (torch.float16, torch.float32, torch.float64):
+        tensor = tensor.float()  # bfloat16 and the float8 types have no numpy dtype
+    return tensor.numpy()
 
 
 def _sequence_label_values(examples, label_keys) -> tuple[str, Any, np.ndarray] | None:
@@ -109,8 +142,7 @@ def _sequence_label_values(examples, label_keys) -> tuple[str, Any, np.ndarray] 
     missing = next((i for i, example in enumerate(examples) if column not in example), None)
     if missing is not None:
         raise ValueError(f"example {missing} has no {column!r} but example 0 has: give every example a label")
-    raw = [example[column] for example in examples]
-    raw = [value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value for value in raw]
+    raw = [_numpy(value) if isinstance(value, torch.Tensor) else value for value in (e[column] for e in examples)]
     if all(np.ndim(value) == 0 for value in raw):
         kinds = {np.asarray(value).dtype.kind for value in raw}
         if kinds & set("USO") and kinds - set("USO"):  # numbers and strings: keep them apart, as Arrow would not
@@ -132,10 +164,10 @@ def _stacked(column: str, feature, raw) -> tuple[str, Any, np.ndarray]:
 
 
 def check_dataset_labels(dataset, label_keys, num_labels: int, problem_type: str, *, split: str,
-                         allow_ignored: bool) -> None:
+                         allow_ignored: bool, read_examples: bool = True) -> None:
     """The labels of ``dataset`` against the model (see `check_class_ids`, `check_float_labels`), where
     `label_values` can read them; other datasets are checked batch by batch in the loss."""
-    found = label_values(dataset, label_keys)
+    found = label_values(dataset, label_keys, read_examples=read_examples)
     if found is None:
         return
     column, feature, values = found
@@ -217,13 +249,14 @@ def check_trainer_inputs(trainer) -> None:
     keys = list(dict.fromkeys([trainer.label_key, "labels", "label"]))
     evaluation = trainer.eval_dataset
     evaluation = list(evaluation.values()) if isinstance(evaluation, dict) else [evaluation]
+    read_examples = passes_labels_through(trainer.data_collator)
     for dataset, split, allow_ignored in (
         (trainer.train_dataset, "training", not trainer.args.mixing_enabled),
         *((data, "evaluation", True) for data in evaluation),
     ):
         if dataset is not None:
             check_dataset_labels(dataset, keys, trainer.num_labels, trainer.problem_type, split=split,
-                                 allow_ignored=allow_ignored)
+                                 allow_ignored=allow_ignored, read_examples=read_examples)
     collator = trainer._mixup_collator
     cutmix = trainer.mixer.cutmix_enabled or (collator is not None and collator._mixer.cutmix_enabled)
     example = first_example(trainer.train_dataset) if cutmix and trainer.train_dataset is not None else None

@@ -111,6 +111,44 @@ def test_examples_in_a_list_and_labels_in_one_tensor_are_checked_before_the_firs
     table = TensorTable(torch.zeros(64, 4), torch.tensor([i % 10 for i in range(63)] + [12]))
     with pytest.raises(ValueError, match=r"training labels in 'labels' must be class ids in 0..9.*found 12"):
         trainer_for(tmp_path, table).check_inputs()
+    rows[40]["label"] = None
+    with pytest.raises(ValueError, match=r"are not numbers \(0, 1, 2, 3, 4 and 6 more"):
+        trainer_for(tmp_path, rows).check_inputs()
+
+
+def test_labels_a_collator_of_your_own_encodes_are_left_to_the_batch_check(tmp_path, digits_arrays):
+    """Raw labels are read ahead only when the collator passes them through; a collator that encodes them
+    (names to ids here) gets its batches checked instead. bfloat16 soft labels are read too, and an object
+    whose `labels` is not one per example is not taken for a label tensor."""
+    from transformers import default_data_collator
+
+    pixels, labels = digits_arrays
+    names = [f"class{int(label)}" for label in labels[:64]]
+    rows = [{"pixel_values": pixels[i], "label": names[i]} for i in range(64)]
+
+    def encode(features):
+        return default_data_collator([{**f, "label": int(f["label"][5:])} for f in features])
+
+    trainer = MixupTrainer(model=tiny_resnet(), args=mixup_args(tmp_path, max_steps=2, per_device_train_batch_size=8),
+                           train_dataset=rows, data_collator=encode)
+    trainer.train()
+    assert trainer.state.global_step == 2
+    soft = [{"pixel_values": pixels[i], "label": torch.eye(10, dtype=torch.bfloat16)[i % 10]} for i in range(64)]
+    trainer_for(tmp_path, soft).check_inputs()
+
+    class Rows(torch.utils.data.Dataset):
+        labels = torch.arange(100)  # not one per example
+
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            return {"pixel_values": pixels[i], "label": int(labels[i])}
+
+        def __getitems__(self, indices):
+            return [self[i] for i in indices]
+
+    trainer_for(tmp_path, Rows()).check_inputs()
 
 
 def test_cutmix_needs_two_spatial_axes(tmp_path, digits_dataset):
