@@ -6,8 +6,9 @@ and every checkpoint, so that
 - `hf-mixup publish` reads the settings without unpickling anything from a folder a user may have received
   (`RecordedArguments`, in place of the Trainer's pickled ``training_args.bin``).
 
-The record holds every `MixupArguments` field (``training``), the world size, and for the command line its
-model and data flags (``model``, ``data``); ``finished`` marks a run whose outputs are all written.
+The record holds every `MixupArguments` field (``training``), the world size and the GPUs of one process, and for
+the command line its model and data flags (``model``, ``data``); ``finished`` marks a run whose outputs are all
+written.
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def training_record(args) -> dict[str, Any]:
 
 def run_record(args, model_args=None, data_args=None) -> dict[str, Any]:
     """The record `run_settings.json` holds for a run with these settings."""
-    record: dict[str, Any] = {"training": training_record(args), "world_size": int(args.world_size)}
+    record: dict[str, Any] = {"training": training_record(args), "world_size": int(args.world_size),
+                              "gpus_per_process": max(1, int(args.n_gpu))}
     for name, flags in (("model", model_args), ("data", data_args)):
         if flags is not None:
             record[name] = _json_safe(dataclasses.asdict(flags))
@@ -73,10 +75,16 @@ def differing_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[s
                 continue
             if before[name] != now[name]:
                 differences.append(f"{name} ({before[name]!r} there, {now[name]!r} here)")
-    # The processes split each batch and draw their own partners: another number gives other weights.
+    # The processes split each batch and draw their own partners, and one process on several GPUs (DataParallel)
+    # multiplies its batch: another number of either gives other weights.
     before, now = saved.get("world_size"), current.get("world_size")
     if before is not None and now is not None and before != now:
-        differences.append(f"the number of processes ({before} there, {now} here)")
+        differences.append(f"the number of processes ({before} there, {now} here: launch it with "
+                           f"`accelerate launch --num_processes {before}`)")
+    before, now = saved.get("gpus_per_process"), current.get("gpus_per_process")
+    if before is not None and now is not None and before != now:
+        differences.append(f"the GPUs one process uses (DataParallel: {before} there, {now} here; CUDA_VISIBLE_DEVICES "
+                           "picks them)")
     return differences
 
 

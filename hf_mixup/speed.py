@@ -4,6 +4,11 @@ per-step work is a large share of it)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import inspect
+import textwrap
+
 import torch
 from accelerate.optimizer import AcceleratedOptimizer
 from accelerate.utils import DistributedType, is_lomo_available
@@ -53,9 +58,23 @@ class LeanAcceleratedOptimizer(AcceleratedOptimizer):
             self.optimizer.step(closure)
 
 
+# The source of `AcceleratedOptimizer.step` that `LeanAcceleratedOptimizer.step` was checked against (accelerate
+# 1.15): another version's step may do more, and then accelerate's class is kept.
+CHECKED_STEP_SHA1 = "9f86c6e5959c972ba844b73380b48b8c7f32d921"
+
+
+@functools.cache
+def _source_sha1(function) -> str | None:
+    try:
+        return hashlib.sha1(textwrap.dedent(inspect.getsource(function)).encode()).hexdigest()
+    except (OSError, TypeError):
+        return None
+
+
 def lean_optimizer_step(optimizer) -> bool:
     """Make this one prepared optimizer a `LeanAcceleratedOptimizer` where its step is the same (no scaler, not XLA,
-    not LOMO); returns whether it did. Other optimizers in the process keep accelerate's class."""
+    not LOMO, and accelerate's `step` the one it was checked against); returns whether it did. Other optimizers in
+    the process keep accelerate's class."""
     if type(optimizer) is not AcceleratedOptimizer or optimizer.scaler is not None:
         return False
     if optimizer.accelerator_state.distributed_type == DistributedType.XLA:
@@ -65,5 +84,7 @@ def lean_optimizer_step(optimizer) -> bool:
 
         if isinstance(optimizer.optimizer, (Lomo, AdaLomo)):
             return False
+    if _source_sha1(AcceleratedOptimizer.step) != CHECKED_STEP_SHA1:
+        return False
     optimizer.__class__ = LeanAcceleratedOptimizer
     return True

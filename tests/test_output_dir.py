@@ -156,8 +156,12 @@ def test_neutral_fields_are_not_compared_unless_they_pick_the_best_model():
 def test_another_number_of_processes_is_a_differing_setting():
     saved = {"training": {"seed": 1}, "world_size": 2}
     assert differing_settings(saved, {**saved, "world_size": 2}) == []
-    assert differing_settings(saved, {**saved, "world_size": 1}) == ["the number of processes (2 there, 1 here)"]
+    assert differing_settings(saved, {**saved, "world_size": 1}) == [
+        "the number of processes (2 there, 1 here: launch it with `accelerate launch --num_processes 2`)"]
     assert differing_settings({"training": {"seed": 1}}, {**saved, "world_size": 1}) == []  # an older record
+    parallel = {**saved, "gpus_per_process": 2}
+    assert differing_settings(parallel, {**parallel, "gpus_per_process": 1}) == [
+        "the GPUs one process uses (DataParallel: 2 there, 1 here; CUDA_VISIBLE_DEVICES picks them)"]
 
 
 class Payload:

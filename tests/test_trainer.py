@@ -387,7 +387,8 @@ def test_the_lean_optimizer_step_trains_the_same_weights_without_accelerates_loo
 
 def test_the_lean_optimizer_step_skips_unsynchronised_steps_as_accelerate_does():
     """Inside `accelerator.accumulate` (gradients not synchronised) neither step moves a weight; synchronised,
-    both take the same step. A scaler, or XLA, keeps accelerate's class."""
+    both take the same step. A scaler, or another accelerate whose step was not checked, keeps accelerate's
+    class."""
     from accelerate import Accelerator
 
     from hf_mixup.speed import LeanAcceleratedOptimizer, lean_optimizer_step
@@ -414,6 +415,16 @@ def test_the_lean_optimizer_step_skips_unsynchronised_steps_as_accelerate_does()
     optimizer = Accelerator(cpu=True).prepare_optimizer(torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=1))
     optimizer.scaler = object()
     assert lean_optimizer_step(optimizer) is False and type(optimizer) is not LeanAcceleratedOptimizer
+    optimizer.scaler = None
+    import hf_mixup.speed
+
+    original = hf_mixup.speed.CHECKED_STEP_SHA1
+    hf_mixup.speed.CHECKED_STEP_SHA1 = "another accelerate"
+    try:
+        assert lean_optimizer_step(optimizer) is False and type(optimizer) is not LeanAcceleratedOptimizer
+    finally:
+        hf_mixup.speed.CHECKED_STEP_SHA1 = original
+    assert lean_optimizer_step(optimizer) is True
 
 
 def test_the_parameter_count_of_total_flos_is_taken_once_a_train_call(tmp_path, digits_dataset, monkeypatch):
