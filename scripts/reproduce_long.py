@@ -154,16 +154,19 @@ def render(record: dict) -> str:
     return "\n".join(lines)
 
 
-def spread_words(runs: dict, method: str, key: str = "test_error") -> str:
-    """Whether the gap in mean ``key`` between ``method`` and ERM is larger than the seeds move either one: the
-    larger of the two standard deviations over seeds. With one seed of either, the spread is unknown."""
+def spread_words(runs: dict, method: str, key: str = "test_error") -> tuple[str, bool | None]:
+    """How the gap in mean ``key`` between ``method`` and ERM compares with what the seeds move either one (the larger
+    of the two standard deviations over seeds: a yardstick, not a significance test), and whether it is larger
+    (None with fewer than two seeds of either: the spread is unknown)."""
     ours, erm = [c[key] for c in runs[method]], [c[key] for c in runs["erm"]]
-    if min(len(ours), len(erm)) < 2:
-        return f"{min(len(ours), len(erm))} seed: the seeds' spread is not known yet"
+    seeds = min(len(ours), len(erm))
+    if seeds < 2:
+        return f"{seeds} seed{'s' if seeds != 1 else ''}: the seeds' spread is not known yet", None
     spread = max(statistics.stdev(ours), statistics.stdev(erm))
     gap = abs(statistics.mean(ours) - statistics.mean(erm))
-    return (f"a gap of {100 * gap:.2f} points, " + ("more" if gap > spread else "less")
-            + f" than the seeds' spread of {100 * spread:.2f}")
+    beyond = gap > spread
+    return (f"a gap of {100 * gap:.2f} points, {'more' if beyond else 'less'} than the seeds' spread of "
+            f"{100 * spread:.2f}"), beyond
 
 
 def verdict(runs: dict) -> list[str]:
@@ -179,10 +182,15 @@ def verdict(runs: dict) -> list[str]:
         best = statistics.mean(c["best_test_error"] for c in runs[method])
         erm_best = statistics.mean(c["best_test_error"] for c in runs["erm"])
         ece = statistics.mean(c["test_ece"] for c in runs[method])
-        word = "lower" if last < erm_last else "higher"
+        spread, beyond = spread_words(runs, method)
+        if beyond is False:
+            reading = "within the seeds' spread: no finding either way"
+        else:
+            reading = f"{'agrees with' if last < erm_last else 'goes against'} the paper's direction"
+            reading += "" if beyond else " on this one seed"
         lines.append(
-            f"- {NAMES[method]}: last test error {100 * last:.2f} % against ERM's {100 * erm_last:.2f} % ({word}: "
-            f"{'agrees' if last < erm_last else 'differs'} with the paper's direction; {spread_words(runs, method)}); "
+            f"- {NAMES[method]}: last test error {100 * last:.2f} % against ERM's {100 * erm_last:.2f} % "
+            f"({'lower' if last < erm_last else 'higher'}, {reading}; {spread}); "
             f"best {100 * best:.2f} % against {100 * erm_best:.2f} %; ECE {100 * ece:.2f} % against "
             f"{100 * erm_ece:.2f} %."
         )
@@ -263,8 +271,9 @@ def candidates(output: str) -> None:
         "Bare training steps only: a run also evaluates and saves a checkpoint after every epoch. The grid is nine runs "
         "(ERM, mixup alpha 0.2 and 1; three seeds) of 100 epochs, to fit two or three 3-hour sittings of this 2-core "
         "machine shared with other work: " + "; ".join(f"{name} {hours:.1f} h" for name, hours in totals.items())
-        + " of bare steps. Only the MLP fits; the ResNets (the paper's family) would take several "
-        "times the budget.",
+        + " of bare steps. Only the MLP fits; the ResNets (the paper's family) would take "
+        + " and ".join(f"{hours / 9:.1f}-{hours / 6:.1f}x" for name, hours in totals.items() if "ResNet" in name)
+        + " of it.",
         "",
         f"`{command_line(None, __file__)}`",
         "",

@@ -220,11 +220,14 @@ def test_the_long_schedule_verdict_weighs_the_gap_against_the_seeds_spread():
         return [{"test_error": e, "best_test_error": e, "train_error": 0.0, "test_ece": 0.01} for e in errors]
 
     one = module.verdict({"erm": cells(0.10), "mixup1": cells(0.09)})
-    assert "lower: agrees with the paper's direction; 1 seed: the seeds' spread is not known yet" in one[0]
+    assert ("(lower, agrees with the paper's direction on this one seed; 1 seed: the seeds' spread is not known yet)"
+            in one[0])
     close = module.verdict({"erm": cells(0.100, 0.104, 0.096), "mixup1": cells(0.099, 0.097, 0.098)})
-    assert "a gap of 0.20 points, less than the seeds' spread of 0.40" in close[0]
-    apart = module.verdict({"erm": cells(0.100, 0.101, 0.099), "mixup1": cells(0.090, 0.091, 0.089)})
-    assert "a gap of 1.00 points, more than the seeds' spread of 0.10" in apart[0]
+    assert ("(lower, within the seeds' spread: no finding either way; a gap of 0.20 points, less "
+            "than the seeds' spread of 0.40)") in close[0]
+    apart = module.verdict({"erm": cells(0.100, 0.101, 0.099), "mixup1": cells(0.110, 0.111, 0.109)})
+    assert ("(higher, goes against the paper's direction; a gap of 1.00 points, more than the seeds' spread of "
+            "0.10)") in apart[0]
 
 
 def test_long_schedule_runner(tmp_path, little_fashion):
