@@ -215,7 +215,7 @@ def plot(record: dict, output: str) -> None:
         epochs = [e for e, _ in cells[0]["curve"]]
         errors = np.array([[100 * err for _, err in c["curve"]] for c in cells if len(c["curve"]) == len(epochs)])
         mean = errors.mean(0)
-        ax.plot(epochs, mean, color=color, label=f"{name} ({len(errors)} seeds)")
+        ax.plot(epochs, mean, color=color, label=f"{name} ({len(errors)} seed{'s' if len(errors) != 1 else ''})")
         if len(errors) > 1:
             std = errors.std(0, ddof=1)
             ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2)

@@ -189,6 +189,23 @@ def test_each_results_page_is_its_json_rendered(page):
     assert render(record) == (ROOT / "results" / f"{page}.md").read_text()
 
 
+def test_the_long_schedule_page_is_its_json_rendered():
+    """The long-schedule page (no findings section: its verdict lines weigh each gap against the seeds' spread) is
+    what reproduce_long.py renders from the committed json, and docs/reproductions.md quotes its table rows."""
+    import json
+    import runpy
+
+    render = runpy.run_path(str(ROOT / "scripts" / "reproduce_long.py"), run_name="render_long")["render"]
+    record = json.loads((ROOT / "results" / "long_fashion_mnist.json").read_text())
+    page = (ROOT / "results" / "long_fashion_mnist.md").read_text()
+    assert render(record) == page
+    docs = (ROOT / "docs" / "reproductions.md").read_text()
+    for method, cells in record["runs"].items():
+        if len(cells) == 1:  # one seed: the docs quote its figures
+            cell = cells[0]
+            assert f"| {100 * cell['best_test_error']:.2f} | {100 * cell['test_error']:.2f} |" in docs, method
+
+
 def test_a_speech_page_of_both_models_checks_the_finding_that_compares_them():
     """One results file for LeNet and VGG-11 (`--output` without {model}): the paper's columns beside each model's
     rows, and the finding about the larger model, which a page of one model leaves out."""
