@@ -19,7 +19,8 @@ std over seeds, the paper's Figure 3a beside them), results/long_fashion_mnist_c
 per method) and results/long_fashion_mnist_reliability.png (reliability diagrams, every seed's test predictions
 pooled). Each finished run is recorded in <runs_dir>/long_grid.json: running the command again skips the runs
 already there, and an interrupted run resumes from its last epoch checkpoint, so the grid can be spread over
-several sittings.
+several sittings. The page is written again before each run starts, from the runs finished so far (its table
+counts the seeds), so a grid stopped in the middle leaves its page up to date.
 
 `--preset gpu` runs the same grid as the paper's CIFAR recipe would on a GPU: full-width PreAct ResNet-18, 200
 epochs (lr / 10 at 100 and 150), the pad-4 crop and flip on the device (the `fashion_mnist_long_preact_gpu`
@@ -35,6 +36,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -315,7 +317,41 @@ def main(argv: list[str] | None = None) -> dict:
     def run_dir(method: str, seed: int) -> str:
         return os.path.join(args.runs_dir, f"long-{method}-seed{seed}")
 
+    os.makedirs(args.runs_dir, exist_ok=True)
+    config = {"epochs": args.epochs, "recipe_sha1": file_digest(str(ROOT / "recipes" / f"{recipe}.yaml")),
+              **({"data": args.data} if args.data != DATA else {})}
+    state_file = os.path.join(args.runs_dir, state_name)
+    from hf_mixup.data import load_any_dataset
+
+    images = len(load_any_dataset(args.data)["train"])
+    setting = (f"Fashion-MNIST ({images:,} training images), {model_words}, {args.epochs:g} epochs of SGD with "
+               f"batches of 128 (lr 0.1, {schedule_words}")
+    page_lock = threading.Lock()
+
+    def write_page() -> dict | None:
+        """The page, json and plots from every cell of this grid finished so far (the table counts the seeds)."""
+        if not os.path.isfile(state_file):
+            return None
+        with page_lock:
+            with open(state_file) as f:
+                cells = json.load(f)["cells"].values()
+            runs: dict[str, list[dict]] = {}
+            seconds = 0.0
+            for cell in sorted(cells, key=lambda c: (c["method"], c["seed"])):
+                if cell["config"] == config and cell["method"] in args.methods and cell["seed"] in args.seeds:
+                    runs.setdefault(cell["method"], []).append({**cell["result"], "seed": cell["seed"]})
+                    seconds += cell["seconds"]
+            if not runs:
+                return None
+            payload = {"runs": runs, "setting": setting, "config": config, "seconds": seconds,
+                       "train_images": images, "plots": os.path.basename(args.output),
+                       "machine_note": f"{describe_machine()}, {seconds / 3600:.2f} h of runs (wall clock)"}
+            record = write_results(args.output, None, payload, argv=argv, script=__file__, render=render)
+            plot(record, args.output)
+            return record
+
     def run_cell(method: str, seed: int) -> dict:
+        write_page()  # the cells finished so far: a grid stopped in the middle leaves its page up to date
         command = [str(binary), "train", recipe, "--seed", str(seed), "--mixup_alpha", f"{METHODS[method]:g}",
                    "--num_train_epochs", f"{args.epochs:g}", "--dataset_name", args.data,
                    "--output_dir", run_dir(method, seed),
@@ -325,31 +361,9 @@ def main(argv: list[str] | None = None) -> dict:
             subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=env)
         return read_run(run_dir(method, seed), args.data)
 
-    os.makedirs(args.runs_dir, exist_ok=True)
-    config = {"epochs": args.epochs, "recipe_sha1": file_digest(str(ROOT / "recipes" / f"{recipe}.yaml")),
-              **({"data": args.data} if args.data != DATA else {})}
-    state_file = os.path.join(args.runs_dir, state_name)
     run_grid(run_cell, args.methods, args.seeds, state_file=state_file, config=config, desc="long runs", jobs=args.jobs,
              still_done=lambda method, seed: os.path.isfile(os.path.join(run_dir(method, seed), "all_results.json")))
-    with open(state_file) as f:
-        cells = json.load(f)["cells"].values()
-    runs: dict[str, list[dict]] = {}
-    seconds = 0.0
-    for cell in sorted(cells, key=lambda c: (c["method"], c["seed"])):
-        if cell["config"] == config and cell["method"] in args.methods and cell["seed"] in args.seeds:
-            runs.setdefault(cell["method"], []).append({**cell["result"], "seed": cell["seed"]})
-            seconds += cell["seconds"]
-    from hf_mixup.data import load_any_dataset
-
-    images = len(load_any_dataset(args.data)["train"])
-    setting = (f"Fashion-MNIST ({images:,} training images), {model_words}, {args.epochs:g} epochs of SGD with "
-               f"batches of 128 (lr 0.1, {schedule_words}")
-    payload = {"runs": runs, "setting": setting, "config": config, "seconds": seconds, "train_images": images,
-               "plots": os.path.basename(args.output),
-               "machine_note": f"{describe_machine()}, {seconds / 3600:.2f} h of runs"}
-    record = write_results(args.output, None, payload, argv=argv, script=__file__, render=render)
-    plot(record, args.output)
-    return record
+    return write_page()
 
 
 if __name__ == "__main__":

@@ -237,6 +237,16 @@ def test_long_schedule_runner(tmp_path, little_fashion):
     runs, output = tmp_path / "runs", tmp_path / "long"
     argv = ["--epochs", "1", "--seeds", "1", "--methods", "erm", "mixup1", "--data", str(little_fashion),
             "--runs_dir", str(runs), "--output", str(output)]
+    # A grid stopped in the middle (here the second run fails: its output_dir is a file) leaves the page of the runs
+    # finished so far.
+    runs.mkdir()
+    (runs / "long-mixup1-seed1").write_text("in the way")
+    stopped = subprocess.run([sys.executable, str(ROOT / "scripts" / "reproduce_long.py"), *argv], capture_output=True,
+                             text=True, timeout=600)
+    assert stopped.returncode != 0
+    partial = output.with_suffix(".md").read_text()
+    assert "| ERM | 1 |" in partial and "mixup (alpha 1)" not in partial
+    (runs / "long-mixup1-seed1").unlink()
     run("reproduce_long.py", *argv)
     record = json.loads(output.with_suffix(".json").read_text())
     assert set(record["runs"]) == {"erm", "mixup1"} and record["train_images"] == 200
