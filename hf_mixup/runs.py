@@ -77,14 +77,15 @@ def differing_settings(saved: dict[str, Any], current: dict[str, Any]) -> list[s
                 differences.append(f"{name} ({before[name]!r} there, {now[name]!r} here)")
     # The processes split each batch and draw their own partners, and one process on several GPUs (DataParallel)
     # multiplies its batch: another number of either gives other weights.
-    before, now = saved.get("world_size"), current.get("world_size")
-    if before is not None and now is not None and before != now:
-        differences.append(f"the number of processes ({before} there, {now} here: launch it with "
-                           f"`accelerate launch --num_processes {before}`)")
-    before, now = saved.get("gpus_per_process"), current.get("gpus_per_process")
-    if before is not None and now is not None and before != now:
-        differences.append(f"the GPUs one process uses (DataParallel: {before} there, {now} here; CUDA_VISIBLE_DEVICES "
-                           "picks them)")
+    for key, words in (
+        ("world_size", "the number of processes ({0} there, {1} here: launch it with "
+                       "`accelerate launch --num_processes {0}`)"),
+        ("gpus_per_process", "the GPUs one process uses (DataParallel: {0} there, {1} here; CUDA_VISIBLE_DEVICES "
+                             "picks them)"),
+    ):
+        before, now = saved.get(key), current.get(key)
+        if before is not None and now is not None and before != now:
+            differences.append(words.format(before, now))
     return differences
 
 
