@@ -34,7 +34,7 @@ system-deps:
 	fi
 
 test: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 # ERM and mixup (alpha 1) on the bundled digits, one run per seed, then the comparison table and the
 # training curves (results/digits_erm_vs_mixup.md and results/digits_curves.png, from exactly these runs).

@@ -1,4 +1,4 @@
-"""Every recipe runs a few steps on tiny local data with the real Hub schema of its dataset."""
+"""Every recipe runs a step on tiny local data with the real Hub schema of its dataset."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_recipe_smoke(recipe, local_sets, local_models, tmp_path):
         model += ["--max_train_samples", "64", "--max_eval_samples", "32"]
     metrics = train.main([
         str(recipe), "--dataset_name", local_sets[config["dataset_name"]], *model, "--output_dir", str(tmp_path / "run"),
-        "--max_steps", "2", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
+        "--max_steps", "1", "--per_device_train_batch_size", "4", "--per_device_eval_batch_size", "8",
         "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none", "--dataloader_num_workers", "0",
         "--bf16", "false", "--disable_tqdm", "true",
     ])

@@ -3,6 +3,7 @@ recorded, a second start reusing them all, the tables' figures equal to the runs
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -25,14 +26,35 @@ def little_fashion(tmp_path_factory):
     return out
 
 
-def run(script: str, *argv: str, timeout: int = 600) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *argv], capture_output=True, text=True,
-                          timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout + done.stderr
+_SCRIPTS: dict[str, object] = {}
 
 
-def test_label_noise_runner(tmp_path, little_fashion):
+def script(name: str):
+    """scripts/<name> imported once, as a module (its ``main(argv)`` is what ``python scripts/<name>`` runs)."""
+    if name not in _SCRIPTS:
+        spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), ROOT / "scripts" / name)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _SCRIPTS[name] = module
+    return _SCRIPTS[name]
+
+
+@pytest.fixture
+def run(capfd):
+    """``run(script, *argv)``: the runner's ``main(argv)`` in this process (the cells it trains are still the
+    real command, each in its own process); returns what it printed. A process of its own per runner would
+    add the imports of torch and transformers to every call."""
+
+    def run(name: str, *argv: str) -> str:
+        capfd.readouterr()
+        script(name).main(list(argv))
+        out, err = capfd.readouterr()
+        return out + err
+
+    return run
+
+
+def test_label_noise_runner(tmp_path, little_fashion, run):
     runs, output = tmp_path / "runs", tmp_path / "table"
     argv = ["--model", "mlp", "--noise", "0.5", "--seeds", "1", "--methods", "erm", "mixup8_dropout",
             "--train_samples", "64", "--epochs", "2", "--eval_every", "1", "--data", str(little_fashion),
@@ -62,9 +84,14 @@ def test_label_noise_runner(tmp_path, little_fashion):
     assert "2 of 2 cells reused" in again
 
 
-def test_attack_runner(tmp_path, little_fashion):
+def test_attack_runner(tmp_path, little_fashion, run):
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text((ROOT / "recipes" / "fashion_mnist_cpu.yaml").read_text().replace("num_train_epochs: 6", "num_train_epochs: 1")
+    # The recipe at 1 epoch on 64 images, and a narrower network (the attacks take most of the time): what is
+    # checked is the runner's bookkeeping, not the figures.
+    text = (ROOT / "recipes" / "fashion_mnist_cpu.yaml").read_text()
+    assert '"channels": [16, 32, 64, 128]' in text and "num_train_epochs: 6" in text
+    text = text.replace('"channels": [16, 32, 64, 128]', '"channels": [4, 8, 8, 8]')
+    recipe.write_text(text.replace("num_train_epochs: 6", "num_train_epochs: 1")
                       + "max_train_samples: 64\nmax_eval_samples: 20\nper_device_eval_batch_size: 20\n")
     runs, output = tmp_path / "runs", tmp_path / "attack"
     argv = ["--recipe", str(recipe), "--seeds", "1", "2", "--data", str(little_fashion), "--max_samples", "6",
@@ -86,13 +113,13 @@ def test_attack_runner(tmp_path, little_fashion):
     assert "1 of 1 cells reused" in again
 
 
-def test_ablation_runner(tmp_path, little_fashion):
+def test_ablation_runner(tmp_path, little_fashion, run):
     """Two rows of Table 5 (one through the nearest-neighbour partners of the training command), one weight
     decay, one seed: the cell's figure is the median of the last epochs' test errors of its run."""
     runs, output = tmp_path / "runs", tmp_path / "ablations"
     argv = ["--rows", "erm", "inputs_sc_knn", "--weight_decays", "5e-4", "--seeds", "1", "--train_samples", "64",
             "--epochs", "2", "--last", "2", "--knn_k", "3", "--data", str(little_fashion), "--runs_dir", str(runs),
-            "--output", str(output)]
+            "--output", str(output), "--jobs", "2"]
     run("ablations.py", *argv)
     grid = json.loads((runs / "ablations_grid.json").read_text())["cells"]
     assert set(grid) == {"erm@wd0.0005/seed1", "inputs_sc_knn@wd0.0005/seed1"}
@@ -121,12 +148,12 @@ def test_ablation_runner(tmp_path, little_fashion):
 GAN_SMALL = "--hidden_size 16 --batch_size 8 --d_steps 2"
 
 
-def test_gan_figure5_runner(tmp_path):
+def test_gan_figure5_runner(tmp_path, run):
     """Figure 5 at a few iterations: four runs recorded, the figure drawn, the table's figures those of the runs'
     metrics, and a second start reusing every run."""
     runs, output = tmp_path / "runs" / "gan", tmp_path / "figure5"
     argv = ["figure5", "--iterations", "12", "--eval_samples", "200", "--runs_dir", str(runs), "--output", str(output),
-            "--extra", GAN_SMALL]
+            "--extra", GAN_SMALL, "--jobs", "2"]
     run("reproduce_gan.py", *argv)
     grid = json.loads((tmp_path / "runs" / "gan_figure5_grid.json").read_text())["cells"]
     assert set(grid) == {"ring/plain/seed1", "ring/mixup/seed1", "grid/plain/seed1", "grid/mixup/seed1"}
@@ -142,13 +169,14 @@ def test_gan_figure5_runner(tmp_path):
     assert "4 of 4 cells reused" in run("reproduce_gan.py", *argv)
 
 
-def test_gan_sweep_runner(tmp_path):
+def test_gan_sweep_runner(tmp_path, run):
     """The stability sweep on a 1 x 1 x 2 x 2 grid: per m, the mean modes covered and the share of runs covering
     every mode are those of the runs."""
     runs, output = tmp_path / "runs" / "gan", tmp_path / "sweep"
     extra = GAN_SMALL + " --data_std 0.3 --learning_rate 0.02"  # wide modes and big steps: the coverage moves
     run("reproduce_gan.py", "sweep", "--data", "ring", "--latent_dims", "2", "--mixup_max", "0", "0.5", "--seeds", "1", "2",
-        "--iterations", "5", "--eval_samples", "200", "--runs_dir", str(runs), "--output", str(output), "--extra", extra)
+        "--iterations", "5", "--eval_samples", "200", "--runs_dir", str(runs), "--output", str(output), "--extra", extra,
+        "--jobs", "2")
     payload = json.loads((tmp_path / "sweep.json").read_text())
     losses = []
     for m in ("0", "0.5"):
@@ -185,7 +213,7 @@ def test_gan_sweep_runner(tmp_path):
     assert json.loads((folder / "gan_config.json").read_text())["hidden_size"] == 8
 
 
-def test_compare_draws_the_reliability_diagrams_of_both_methods(tmp_path):
+def test_compare_draws_the_reliability_diagrams_of_both_methods(tmp_path, run):
     """`scripts/compare.py --reliability`: the table and the diagrams from each run's files; a run evaluated before
     the bins were recorded is named, with what to do."""
     from hf_mixup.hub.plots import CALIBRATION_FILE
@@ -210,11 +238,7 @@ def test_compare_draws_the_reliability_diagrams_of_both_methods(tmp_path):
 
 
 def test_the_long_schedule_verdict_weighs_the_gap_against_the_seeds_spread():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("reproduce_long", ROOT / "scripts" / "reproduce_long.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = script("reproduce_long.py")
 
     def cells(*errors):
         return [{"test_error": e, "best_test_error": e, "train_error": 0.0, "test_ece": 0.01} for e in errors]
@@ -230,7 +254,7 @@ def test_the_long_schedule_verdict_weighs_the_gap_against_the_seeds_spread():
             "0.10)") in apart[0]
 
 
-def test_long_schedule_runner(tmp_path, little_fashion):
+def test_long_schedule_runner(tmp_path, little_fashion, run):
     """scripts/reproduce_long.py on 200 images for one epoch: the table's figures come from the runs (test error,
     the best of the per-epoch ones, training error measured on the training images, calibration bins of every
     test prediction), the page is its json rendered, and a second start trains nothing."""
