@@ -202,6 +202,12 @@ def test_the_long_schedule_page_is_its_json_rendered():
     docs = (ROOT / "docs" / "reproductions.md").read_text().splitlines()
     rows = [line for line in page.splitlines() if line.startswith(("| ERM |", "| mixup"))]
     assert len(rows) == len(record["runs"]) and [row for row in rows if row not in docs] == []
+    # The README's row quotes the page: its seed count, and each "mean ± sd" is a last-error cell of the page.
+    (readme_row,) = [line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| [to convergence]")]
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in rows]
+    assert {c[1] for c in cells} == {re.search(r"(\d+) seeds", readme_row).group(1)}
+    quoted = re.findall(r"\d+\.\d+ ± \d+\.\d+", readme_row)
+    assert len(quoted) == len(rows) and set(quoted) == {c[3] for c in cells}
 
 
 def test_a_speech_page_of_both_models_checks_the_finding_that_compares_them():
