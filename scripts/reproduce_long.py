@@ -271,8 +271,8 @@ def candidates(output: str) -> None:
         *rows,
         "",
         "Bare training steps only: a run also evaluates and saves a checkpoint after every epoch. The grid is nine runs "
-        "(ERM, mixup alpha 0.2 and 1; three seeds) of 100 epochs, to fit two or three 3-hour sittings of this 2-core "
-        "machine shared with other work: " + "; ".join(f"{name} {hours:.1f} h" for name, hours in totals.items())
+        "(ERM, mixup alpha 0.2 and 1; three seeds) of 100 epochs, to fit a budget of 6 to 9 hours of this 2-core "
+        "machine: " + "; ".join(f"{name} {hours:.1f} h" for name, hours in totals.items())
         + " of bare steps. Only the MLP fits; the ResNets (the paper's family) would take "
         + " and ".join(f"{hours / 9:.1f}-{hours / 6:.1f}x" for name, hours in totals.items() if "ResNet" in name)
         + " of it.",
