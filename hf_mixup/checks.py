@@ -120,10 +120,9 @@ def passes_labels_through(collator) -> bool:
 
 
 def _holds_label_tensor(dataset, labels) -> bool:
-    """hf_mixup's in-memory datasets: one label per example in one tensor."""
-    return (isinstance(labels, torch.Tensor) and type(dataset).__module__.startswith("hf_mixup.data.")
-            and type(dataset).__name__ in ("TensorTable", "InMemoryImages") and labels.ndim >= 1
-            and len(labels) == len(dataset))
+    """hf_mixup's in-memory datasets (``labels_in_one_tensor``): one label per example in one tensor."""
+    return (getattr(type(dataset), "labels_in_one_tensor", False) and isinstance(labels, torch.Tensor)
+            and labels.ndim >= 1 and len(labels) == len(dataset))
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -79,6 +79,8 @@ class InMemoryImages(torch.utils.data.Dataset):
     batch ``{"pixel_values": [B, C, H, W] float32, "labels": [B]}`` on the tensor's device.
     """
 
+    labels_in_one_tensor = True  # `checks.label_values` reads ``self.labels`` before training
+
     def __init__(self, images: torch.Tensor, labels: torch.Tensor, mean: Sequence[float], std: Sequence[float]):
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be a uint8 tensor [N, C, H, W], got {images.dtype} of shape {tuple(images.shape)}")

@@ -343,6 +343,8 @@ class TensorTable(torch.utils.data.Dataset):
     of the Trainer's default collator; a plain `DataLoader` needs ``collate_fn=collate_batches``).
     """
 
+    labels_in_one_tensor = True  # `checks.label_values` reads ``self.labels`` before training
+
     def __init__(self, input_values: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor | None = None):
         self.input_values = torch.as_tensor(input_values)
         self.labels = None if labels is None else torch.as_tensor(labels)
