@@ -3,8 +3,8 @@ recorded, a second start reusing them all, the tables' figures equal to the runs
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -26,16 +26,13 @@ def little_fashion(tmp_path_factory):
     return out
 
 
-_SCRIPTS: dict[str, object] = {}
+_SCRIPTS: dict[str, dict] = {}
 
 
-def script(name: str):
-    """scripts/<name> imported once, as a module (its ``main(argv)`` is what ``python scripts/<name>`` runs)."""
+def script(name: str) -> dict:
+    """The globals of scripts/<name>, run once (its ``main(argv)`` is what ``python scripts/<name>`` runs)."""
     if name not in _SCRIPTS:
-        spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), ROOT / "scripts" / name)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _SCRIPTS[name] = module
+        _SCRIPTS[name] = runpy.run_path(str(ROOT / "scripts" / name), run_name=name.removesuffix(".py"))
     return _SCRIPTS[name]
 
 
@@ -47,7 +44,7 @@ def run(capfd):
 
     def run(name: str, *argv: str) -> str:
         capfd.readouterr()
-        script(name).main(list(argv))
+        script(name)["main"](list(argv))
         out, err = capfd.readouterr()
         return out + err
 
@@ -238,18 +235,18 @@ def test_compare_draws_the_reliability_diagrams_of_both_methods(tmp_path, run):
 
 
 def test_the_long_schedule_verdict_weighs_the_gap_against_the_seeds_spread():
-    module = script("reproduce_long.py")
+    verdict = script("reproduce_long.py")["verdict"]
 
     def cells(*errors):
         return [{"test_error": e, "best_test_error": e, "train_error": 0.0, "test_ece": 0.01} for e in errors]
 
-    one = module.verdict({"erm": cells(0.10), "mixup1": cells(0.09)})
+    one = verdict({"erm": cells(0.10), "mixup1": cells(0.09)})
     assert ("(lower, agrees with the paper's direction on this one seed; 1 seed: the seeds' spread is not known yet)"
             in one[0])
-    close = module.verdict({"erm": cells(0.100, 0.104, 0.096), "mixup1": cells(0.099, 0.097, 0.098)})
+    close = verdict({"erm": cells(0.100, 0.104, 0.096), "mixup1": cells(0.099, 0.097, 0.098)})
     assert ("(lower, within the seeds' spread: no finding either way; a gap of 0.20 points, less "
             "than the seeds' spread of 0.40)") in close[0]
-    apart = module.verdict({"erm": cells(0.100, 0.101, 0.099), "mixup1": cells(0.110, 0.111, 0.109)})
+    apart = verdict({"erm": cells(0.100, 0.101, 0.099), "mixup1": cells(0.110, 0.111, 0.109)})
     assert ("(higher, goes against the paper's direction; a gap of 1.00 points, more than the seeds' spread of "
             "0.10)") in apart[0]
 
